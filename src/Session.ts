@@ -1,0 +1,176 @@
+/**
+ * The per-request session: the service handlers `yield*` to read and change session data.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import type * as DateTime from "effect/DateTime"
+import type * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
+import type * as ParseResult from "effect/ParseResult"
+import type * as Redacted from "effect/Redacted"
+import type * as Schema from "effect/Schema"
+import type { SessionStoreError } from "./SessionStore.js"
+
+/**
+ * Where a session stands in this request, as in scs:
+ *
+ * - `Unmodified`: nothing changed; commit writes nothing and sends no cookie.
+ * - `Modified`: something changed; commit writes it and sends the cookie.
+ * - `Destroyed`: `destroy` ran; the store entry is gone and the client gets a deletion cookie.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type SessionStatus = "Unmodified" | "Modified" | "Destroyed"
+
+/**
+ * Any JSON value: what an untyped `put` accepts.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Json = null | boolean | number | string | ReadonlyArray<Json> | { readonly [key: string]: Json }
+
+/**
+ * A typed session key: a name and the `Schema` its value is encoded with on `put` and decoded
+ * with on `get`, so dates, bytes, bigints and Schema classes round-trip exactly.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SessionKey<A, I = unknown> {
+  readonly name: string
+  readonly schema: Schema.Schema<A, I>
+}
+
+/**
+ * Makes a typed key. The schema must not need any service (its context is `never`).
+ *
+ * ```ts
+ * const UserId = Session.key("userId", Schema.Number)
+ * const LoginAt = Session.key("loginAt", Schema.DateTimeUtc)
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const key = <A, I>(name: string, schema: Schema.Schema<A, I>): SessionKey<A, I> => ({ name, schema })
+
+/**
+ * A key by name, or a typed key.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type AnyKey = string | SessionKey<any, any>
+
+/**
+ * A value could not be encoded on `put` or decoded on `get`/`pop` with its key's schema (for
+ * example a value written by an older version of the application).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SessionValueError extends Data.TaggedError("SessionValueError")<{
+  readonly reason: "Encode" | "Decode"
+  readonly key: string
+  readonly cause: ParseResult.ParseError
+}> {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Could not ${this.reason === "Encode" ? "encode" : "decode"} session value "${this.key}"`
+  }
+}
+
+/**
+ * The operations on one request's session. Every operation is an `Effect`; the ones that touch
+ * the store (`destroy`, `renewToken`, `mergeSession`) can fail with `SessionStoreError`.
+ *
+ * The typed getters (`getString`, `getInt`, ...) follow scs: a missing key or a value of another
+ * type gives the type's zero value (`""`, `0`, `false`, empty bytes, the Unix epoch). Use `get`
+ * with a `SessionKey` for an `Option` and a typed error instead.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Session {
+  /** The value under a key: decoded by its schema for a typed key, the stored JSON for a name. */
+  readonly get: {
+    <A, I>(key: SessionKey<A, I>): Effect.Effect<Option.Option<A>, SessionValueError>
+    (key: string): Effect.Effect<Option.Option<unknown>>
+  }
+  /** Sets a value; the session becomes `Modified`. */
+  readonly put: {
+    <A, I>(key: SessionKey<A, I>, value: A): Effect.Effect<void, SessionValueError>
+    (key: string, value: Json): Effect.Effect<void>
+  }
+  /** Gets and removes a value in one step (flash messages); `Modified` if it was present. */
+  readonly pop: {
+    <A, I>(key: SessionKey<A, I>): Effect.Effect<Option.Option<A>, SessionValueError>
+    (key: string): Effect.Effect<Option.Option<unknown>>
+  }
+  /** Removes a value; `Modified` if it was present. */
+  readonly remove: (key: AnyKey) => Effect.Effect<void>
+  /** Removes every value but keeps the token and deadline; `Modified` if there were values. */
+  readonly clear: Effect.Effect<void>
+  /**
+   * Deletes the session from the store at once and empties it; the client gets a deletion
+   * cookie. A later `put` in the same request starts a brand-new session with a new token.
+   */
+  readonly destroy: Effect.Effect<void, SessionStoreError>
+  /** Whether a key holds a value. */
+  readonly exists: (key: AnyKey) => Effect.Effect<boolean>
+  /** Every key, sorted. */
+  readonly keys: Effect.Effect<ReadonlyArray<string>>
+  /**
+   * Moves the data to a new token and deletes the old one from the store (do it on every
+   * privilege change, such as login and logout, against session fixation). The absolute
+   * deadline starts again.
+   */
+  readonly renewToken: Effect.Effect<void, SessionStoreError>
+  /**
+   * Pulls the values of another stored session into this one (its values win, the later
+   * deadline wins) and deletes it. A no-op if it is not found or is this session.
+   */
+  readonly mergeSession: (token: string | Redacted.Redacted<string>) => Effect.Effect<void, SessionStoreError>
+  /** With `persist: false`, `rememberMe(true)` makes this session's cookie persistent. */
+  readonly rememberMe: (remember: boolean) => Effect.Effect<void>
+  /** The status in this request. */
+  readonly status: Effect.Effect<SessionStatus>
+  /** The token, once it exists (it is created at the first commit of a new session). */
+  readonly token: Effect.Effect<Option.Option<Redacted.Redacted<string>>>
+  /** The absolute deadline. */
+  readonly deadline: Effect.Effect<DateTime.Utc>
+  /** Moves the absolute deadline; the session becomes `Modified`. */
+  readonly setDeadline: (deadline: DateTime.DateTime.Input) => Effect.Effect<void>
+
+  readonly getString: (key: string) => Effect.Effect<string>
+  readonly getNumber: (key: string) => Effect.Effect<number>
+  readonly getInt: (key: string) => Effect.Effect<number>
+  readonly getFloat: (key: string) => Effect.Effect<number>
+  readonly getBoolean: (key: string) => Effect.Effect<boolean>
+  /** Bytes put with a `Schema.Uint8ArrayFromBase64Url` key. */
+  readonly getBytes: (key: string) => Effect.Effect<Uint8Array>
+  /** A date put with a `Schema.Date`, `Schema.DateFromString` or `Schema.DateTimeUtc` key. */
+  readonly getDate: (key: string) => Effect.Effect<Date>
+
+  readonly popString: (key: string) => Effect.Effect<string>
+  readonly popNumber: (key: string) => Effect.Effect<number>
+  readonly popInt: (key: string) => Effect.Effect<number>
+  readonly popFloat: (key: string) => Effect.Effect<number>
+  readonly popBoolean: (key: string) => Effect.Effect<boolean>
+  readonly popBytes: (key: string) => Effect.Effect<Uint8Array>
+  readonly popDate: (key: string) => Effect.Effect<Date>
+}
+
+/**
+ * The current request's session, provided by `SessionMiddleware` (or by `SessionManager.load`).
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export const Session: Context.Tag<Session, Session> = Context.GenericTag<Session>("effect-session/Session")

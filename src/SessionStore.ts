@@ -1,0 +1,136 @@
+/**
+ * The backend contract every session store implements.
+ *
+ * A store keeps opaque, already-encoded session payloads under a key (the session token, or
+ * its SHA-256 when `hashTokenInStore` is on) with an absolute expiry. It knows nothing about
+ * cookies, codecs or session semantics: the `SessionManager` does all of that on top of it.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import type * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
+import type * as Stream from "effect/Stream"
+
+/**
+ * How a commit must treat the key.
+ *
+ * - `"create"`: a session that has never been stored under this key (a fresh random token).
+ *   Write it unconditionally (an upsert is fine: the token is new).
+ * - `"update"`: a session that was loaded from the store under this key. Write it only if the
+ *   key is still present and unexpired, atomically: if a concurrent request destroyed it
+ *   (logout) or renewed it away meanwhile, the write must not re-create it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type CommitMode = "create" | "update"
+
+/**
+ * The outcome of a commit: `"written"`, or `"gone"` when an `"update"` found no live entry
+ * under the key and wrote nothing.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type CommitResult = "written" | "gone"
+
+/**
+ * A stored session as handed out by enumeration.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StoredSession {
+  readonly key: string
+  readonly data: string
+  readonly expiresAt: number
+}
+
+/**
+ * A session store.
+ *
+ * Every method fails with `SessionStoreError` for system failures only (connection lost,
+ * timeout, I/O error); "not found" is never an error.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SessionStore {
+  /**
+   * The payload stored under `key`. `Option.none()` when the key is unknown **or expired**
+   * (an entry whose expiry is at or before the current `Clock` time must never be returned,
+   * even if it has not been swept yet) or malformed for this backend.
+   */
+  readonly find: (key: string) => Effect.Effect<Option.Option<string>, SessionStoreError>
+
+  /**
+   * Store `data` under `key` until `expiresAt` (epoch milliseconds, from `Clock`), replacing
+   * any previous payload and expiry. See `CommitMode` for the difference between `"create"` and
+   * `"update"`; an `"update"` whose key is absent or expired writes nothing and succeeds with
+   * `"gone"`.
+   */
+  readonly commit: (
+    key: string,
+    data: string,
+    expiresAt: number,
+    mode: CommitMode
+  ) => Effect.Effect<CommitResult, SessionStoreError>
+
+  /**
+   * Remove `key`. A missing key is a no-op, not an error.
+   */
+  readonly delete: (key: string) => Effect.Effect<void, SessionStoreError>
+
+  /**
+   * Every live (unexpired) session as a stream, or `undefined` when the backend cannot
+   * enumerate its keys. Stores that can enumerate must page through the backend (cursors,
+   * `SCAN`, batches) rather than load or lock everything at once, and never emit expired entries.
+   */
+  readonly all: Stream.Stream<StoredSession, SessionStoreError> | undefined
+}
+
+/**
+ * The store used by a `SessionManager` built in its scope.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export const SessionStore: Context.Tag<SessionStore, SessionStore> = Context.GenericTag<SessionStore>(
+  "effect-session/SessionStore"
+)
+
+/**
+ * Why a store operation failed.
+ *
+ * - `Unavailable`: the backend could not be reached (connection refused, closed, server down).
+ * - `Timeout`: the backend did not answer in time.
+ * - `Unsupported`: the operation is not available on this backend (for example enumeration).
+ * - `Unknown`: anything else the backend reported.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type SessionStoreErrorReason = "Unavailable" | "Timeout" | "Unsupported" | "Unknown"
+
+/**
+ * A system failure of a store. Carries the operation that failed and the underlying cause,
+ * which the middleware logs but never sends to a client.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SessionStoreError extends Data.TaggedError("SessionStoreError")<{
+  readonly reason: SessionStoreErrorReason
+  readonly operation: "find" | "commit" | "delete" | "all" | "sweep" | "open"
+  readonly cause?: unknown
+  readonly detail?: string
+}> {
+  /**
+   * @since 0.1.0
+   */
+  override get message(): string {
+    return `Session store ${this.operation} failed (${this.reason})${this.detail === undefined ? "" : `: ${this.detail}`}`
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * @since 0.1.0
+ */
+
+/**
+ * The per-request session: the service handlers `yield*` to read and change session data.
+ *
+ * @since 0.1.0
+ */
+export * as Session from "./Session.js"
+
+/**
+ * How a whole session is turned into the string a store keeps.
+ *
+ * @since 0.1.0
+ */
+export * as SessionCodec from "./SessionCodec.js"
+
+/**
+ * The session manager: configuration, and loading and committing sessions against a store.
+ *
+ * @since 0.1.0
+ */
+export * as SessionManager from "./SessionManager.js"
+
+/**
+ * HTTP integration for `@effect/platform`: load before the handler, commit after it.
+ *
+ * @since 0.1.0
+ */
+export * as SessionMiddleware from "./SessionMiddleware.js"
+
+/**
+ * The backend contract every session store implements.
+ *
+ * @since 0.1.0
+ */
+export * as SessionStore from "./SessionStore.js"
+
+/**
+ * How the session token travels between client and server: a cookie, a header, or your own.
+ *
+ * @since 0.1.0
+ */
+export * as SessionTransport from "./SessionTransport.js"

@@ -1,0 +1,225 @@
+import * as Clock from "effect/Clock"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Redacted from "effect/Redacted"
+import * as Schema from "effect/Schema"
+import type { AnyKey, Json, Session, SessionKey, SessionStatus } from "../Session.js"
+import { SessionValueError } from "../Session.js"
+import type { SessionStoreError } from "../SessionStore.js"
+import * as Token from "./token.js"
+
+/** The mutable state of one session within one request (or one manual load). */
+export interface SessionState {
+  /** The raw token the client holds; undefined until the first commit of a new session. */
+  token: string | undefined
+  /** The store key this session was loaded or last written under; commits to it are updates. */
+  storeKey: string | undefined
+  deadline: number
+  committedAt: number
+  rememberMe: boolean | undefined
+  values: Map<string, unknown>
+  status: SessionStatus
+  /** An idle-timeout refresh is due: commit even though nothing changed. */
+  touch: boolean
+}
+
+/** What a session needs from its manager for the operations that reach the store. */
+export interface SessionContext {
+  readonly lifetimeMillis: number
+  readonly storeKeyOf: (token: string) => string
+  readonly deleteKey: (key: string) => Effect.Effect<void, SessionStoreError>
+  /** The live record stored for a token, if any (expired and undecodable ones are none). */
+  readonly findRecord: (
+    token: string
+  ) => Effect.Effect<Option.Option<{ readonly key: string; readonly values: Map<string, unknown>; readonly deadline: number }>, SessionStoreError>
+}
+
+export const SessionStateId: unique symbol = Symbol.for("effect-session/SessionState")
+
+export interface SessionWithState extends Session {
+  readonly [SessionStateId]: SessionState
+}
+
+export const stateOf = (session: Session): SessionState => {
+  const state = (session as Partial<SessionWithState>)[SessionStateId]
+  if (state === undefined) {
+    throw new Error("effect-session: this Session was not made by a SessionManager")
+  }
+  return state
+}
+
+export const freshState = (now: number, lifetimeMillis: number): SessionState => ({
+  token: undefined,
+  storeKey: undefined,
+  deadline: now + lifetimeMillis,
+  committedAt: now,
+  rememberMe: undefined,
+  values: new Map(),
+  status: "Unmodified",
+  touch: false
+})
+
+const nameOf = (key: AnyKey): string => typeof key === "string" ? key : key.name
+
+const decodeWith = <A, I>(key: SessionKey<A, I>, encoded: unknown): Either.Either<A, SessionValueError> =>
+  Either.mapLeft(
+    ParseResult.decodeUnknownEither(key.schema)(encoded),
+    (issue) => new SessionValueError({ reason: "Decode", key: key.name, cause: new ParseResult.ParseError({ issue }) })
+  )
+
+// Zero-value readers for the scs-style typed getters: a value of another type reads as zero.
+const asString = (u: unknown): string => typeof u === "string" ? u : ""
+const asNumber = (u: unknown): number => typeof u === "number" && Number.isFinite(u) ? u : 0
+const asInt = (u: unknown): number => typeof u === "number" && Number.isSafeInteger(u) ? u : 0
+const asBoolean = (u: unknown): boolean => u === true
+const decodeBytes = Schema.decodeUnknownOption(Schema.Uint8ArrayFromBase64Url)
+const asBytes = (u: unknown): Uint8Array => Option.getOrElse(decodeBytes(u), () => new Uint8Array(0))
+const decodeDate = Schema.decodeUnknownOption(Schema.Date)
+const asDate = (u: unknown): Date => Option.getOrElse(decodeDate(u), () => new Date(0))
+
+export const make = (state: SessionState, context: SessionContext): SessionWithState => {
+  const touchModified = () => {
+    state.status = "Modified"
+  }
+
+  const getRaw = (name: string): Option.Option<unknown> =>
+    state.values.has(name) ? Option.some(state.values.get(name)) : Option.none()
+
+  const popRaw = (name: string): Option.Option<unknown> => {
+    if (!state.values.has(name)) return Option.none()
+    const value = state.values.get(name)
+    state.values.delete(name)
+    touchModified()
+    return Option.some(value)
+  }
+
+  const get = (key: AnyKey): Effect.Effect<Option.Option<unknown>, SessionValueError> =>
+    Effect.suspend(() => {
+      const raw = getRaw(nameOf(key))
+      if (typeof key === "string" || Option.isNone(raw)) return Effect.succeed(raw)
+      return Either.match(decodeWith(key, raw.value), { onLeft: Effect.fail, onRight: (a) => Effect.succeed(Option.some(a)) })
+    })
+
+  const pop = (key: AnyKey): Effect.Effect<Option.Option<unknown>, SessionValueError> =>
+    Effect.suspend(() => {
+      const raw = getRaw(nameOf(key))
+      if (Option.isNone(raw)) return Effect.succeed(raw)
+      if (typeof key !== "string") {
+        // Decode before removing: a value that no longer decodes stays where it was.
+        const decoded = decodeWith(key, raw.value)
+        if (Either.isLeft(decoded)) return Effect.fail(decoded.left)
+        popRaw(key.name)
+        return Effect.succeed(Option.some(decoded.right))
+      }
+      return Effect.succeed(popRaw(key))
+    })
+
+  const put = (key: AnyKey, value: unknown): Effect.Effect<void, SessionValueError> =>
+    Effect.suspend(() => {
+      if (typeof key === "string") {
+        state.values.set(key, value as Json)
+        touchModified()
+        return Effect.void
+      }
+      return Either.match(ParseResult.encodeEither(key.schema)(value), {
+        onLeft: (issue) =>
+          Effect.fail(
+            new SessionValueError({ reason: "Encode", key: key.name, cause: new ParseResult.ParseError({ issue }) })
+          ),
+        onRight: (encoded) =>
+          Effect.sync(() => {
+            state.values.set(key.name, encoded)
+            touchModified()
+          })
+      })
+    })
+
+  const getWith = <A>(read: (u: unknown) => A) => (name: string): Effect.Effect<A> =>
+    Effect.sync(() => read(state.values.get(name)))
+  const popWith = <A>(read: (u: unknown) => A) => (name: string): Effect.Effect<A> =>
+    Effect.sync(() => read(Option.getOrUndefined(popRaw(name))))
+
+  const renewToken: Effect.Effect<void, SessionStoreError> = Effect.gen(function*() {
+    const oldKey = state.storeKey
+    if (oldKey !== undefined) yield* context.deleteKey(oldKey)
+    const now = yield* Clock.currentTimeMillis
+    state.token = Token.generate()
+    state.storeKey = undefined
+    state.deadline = now + context.lifetimeMillis
+    touchModified()
+  })
+
+  const session: SessionWithState = {
+    [SessionStateId]: state,
+    get: get as Session["get"],
+    put: put as Session["put"],
+    pop: pop as Session["pop"],
+    remove: (key) =>
+      Effect.sync(() => {
+        popRaw(nameOf(key))
+      }),
+    clear: Effect.sync(() => {
+      if (state.values.size === 0) return
+      state.values.clear()
+      touchModified()
+    }),
+    destroy: Effect.gen(function*() {
+      const key = state.storeKey
+      const now = yield* Clock.currentTimeMillis
+      state.token = undefined
+      state.storeKey = undefined
+      state.values = new Map()
+      state.deadline = now + context.lifetimeMillis
+      state.rememberMe = undefined
+      state.touch = false
+      state.status = "Destroyed"
+      if (key !== undefined) yield* context.deleteKey(key)
+    }),
+    exists: (key) => Effect.sync(() => state.values.has(nameOf(key))),
+    keys: Effect.sync(() => Array.from(state.values.keys()).sort()),
+    renewToken,
+    mergeSession: (tokenInput) =>
+      Effect.gen(function*() {
+        const token = Redacted.isRedacted(tokenInput) ? Redacted.value(tokenInput) : tokenInput
+        if (token === state.token || !Token.isWellFormed(token)) return
+        const found = yield* context.findRecord(token)
+        if (Option.isNone(found)) return
+        const other = found.value
+        for (const [name, value] of other.values) state.values.set(name, value)
+        if (other.deadline > state.deadline) state.deadline = other.deadline
+        touchModified()
+        yield* context.deleteKey(other.key)
+      }),
+    rememberMe: (remember) =>
+      Effect.sync(() => {
+        state.rememberMe = remember
+        touchModified()
+      }),
+    status: Effect.sync(() => state.status),
+    token: Effect.sync(() => state.token === undefined ? Option.none() : Option.some(Redacted.make(state.token))),
+    deadline: Effect.sync(() => DateTime.unsafeMake(state.deadline)),
+    setDeadline: (input) =>
+      Effect.sync(() => {
+        state.deadline = DateTime.toEpochMillis(DateTime.unsafeMake(input))
+        touchModified()
+      }),
+    getString: getWith(asString),
+    getNumber: getWith(asNumber),
+    getInt: getWith(asInt),
+    getFloat: getWith(asNumber),
+    getBoolean: getWith(asBoolean),
+    getBytes: getWith(asBytes),
+    getDate: getWith(asDate),
+    popString: popWith(asString),
+    popNumber: popWith(asNumber),
+    popInt: popWith(asInt),
+    popFloat: popWith(asNumber),
+    popBoolean: popWith(asBoolean),
+    popBytes: popWith(asBytes),
+    popDate: popWith(asDate)
+  }
+  return session
+}
