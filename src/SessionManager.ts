@@ -234,6 +234,9 @@ export const resolveOptions = (options: Options = {}): Either.Either<ResolvedOpt
   Either.gen(function*() {
     const lifetime = yield* positiveDuration("lifetime", options.lifetime ?? "24 hours")
     const idleInput = options.idleTimeout
+    if (typeof idleInput === "number" && idleInput < 0) {
+      return yield* Either.left(new SessionConfigError({ reason: "idleTimeout must be a positive duration, or 0 for none" }))
+    }
     const idleTimeout = idleInput === undefined || (Duration.decodeUnknown(idleInput).pipe(
         Option.map(Duration.toMillis),
         Option.getOrUndefined
