@@ -1,0 +1,506 @@
+/**
+ * The SQL store: one `SessionStore` over `@effect/sql`'s `SqlClient`, correct on PostgreSQL,
+ * MySQL/MariaDB and SQLite. It works with whatever driver layer the application already has
+ * (`PgClient`, `MysqlClient`, `SqliteClient`); `SessionStore/Pg`, `SessionStore/Mysql` and
+ * `SessionStore/Sqlite` are ready layers that bring their own client.
+ *
+ * One row per session: `token` (the store key, primary key), `data` (the encoded session) and
+ * `expiry` (epoch milliseconds, indexed). Expiry is compared with the time from `Clock`, never
+ * the database's `NOW()`, so application and database clocks need not agree.
+ *
+ * @since 0.1.0
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import type * as SqlError from "@effect/sql/SqlError"
+import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import { yieldToEventLoop } from "../internal/eventLoop.js"
+import { SessionConfigError } from "../SessionManager.js"
+import type * as SessionStore from "../SessionStore.js"
+import { SessionStore as SessionStoreTag, SessionStoreError } from "../SessionStore.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /**
+   * The table, optionally schema-qualified (`"auth.sessions"`). Letters, digits and `_`, not
+   * starting with a digit, at most 52 characters per part (so that `<table>_expiry_idx` fits
+   * every database's identifier limit). Used as is: the client's name transforms do not apply.
+   * Default `"sessions"`.
+   */
+  readonly table?: string | undefined
+  /**
+   * Create the table and its expiry index on start when missing (`CREATE TABLE IF NOT EXISTS`).
+   * Set `false` when your migrations own the schema (see the DDL in the README). Default `true`.
+   */
+  readonly createTable?: boolean | undefined
+  /** How often expired rows are deleted. Default `"5 minutes"`; `0` disables the sweep. */
+  readonly cleanupInterval?: Duration.DurationInput | undefined
+  /** Rows deleted per statement by the sweep; each batch is its own short statement. Default 1,000. */
+  readonly sweepBatchSize?: number | undefined
+  /** Rows read per query when enumerating sessions (`all`). Default 1,000. */
+  readonly pageSize?: number | undefined
+  /**
+   * Longest wait for one database call before it fails with a `Timeout` store error (so a hung
+   * connection cannot hold a request forever). Default `"10 seconds"`; `0` disables it.
+   */
+  readonly timeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * The SQL store, with a sweep on demand.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SqlStore extends SessionStore.SessionStore {
+  /** Deletes every expired row now, in batches of `sweepBatchSize`; returns how many it deleted. */
+  readonly sweep: Effect.Effect<number, SessionStoreError>
+}
+
+type Dialect = "pg" | "mysql" | "sqlite"
+
+type Operation = SessionStoreError["operation"]
+
+// The store's keys are the manager's tokens or their SHA-256, both 43 characters of base64url.
+// Anything else is malformed for this backend: never found, never written.
+const KEY = /^[A-Za-z0-9_-]{1,128}$/
+
+const IDENTIFIER_PART = /^[A-Za-z_][A-Za-z0-9_]{0,51}$/
+
+const UNAVAILABLE_CODES = new Set<string | number>([
+  // Node sockets and DNS
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ECONNABORTED",
+  "EPIPE",
+  "ENOTFOUND",
+  "EHOSTUNREACH",
+  "EHOSTDOWN",
+  "ENETUNREACH",
+  "ENETDOWN",
+  "EAI_AGAIN",
+  // mysql2
+  "PROTOCOL_CONNECTION_LOST",
+  "PROTOCOL_ENQUEUE_AFTER_FATAL_ERROR",
+  "PROTOCOL_ENQUEUE_AFTER_QUIT",
+  "ER_CON_COUNT_ERROR",
+  "ER_SERVER_SHUTDOWN",
+  "ER_NORMAL_SHUTDOWN",
+  "ER_SERVER_GONE_ERROR",
+  "ER_SERVER_LOST",
+  1040,
+  1053,
+  1077,
+  2002,
+  2003,
+  2006,
+  2013,
+  // PostgreSQL SQLSTATE: connection exceptions, shutdown, too many connections
+  "08000",
+  "08001",
+  "08003",
+  "08004",
+  "08006",
+  "57P01",
+  "57P02",
+  "57P03",
+  "53300",
+  // SQLite
+  "SQLITE_CANTOPEN"
+])
+
+const TIMEOUT_CODES = new Set<string | number>([
+  "ETIMEDOUT",
+  "ESOCKETTIMEDOUT",
+  "PROTOCOL_SEQUENCE_TIMEOUT",
+  // MySQL lock wait, MySQL MAX_EXECUTION_TIME, MariaDB max_statement_time
+  "ER_LOCK_WAIT_TIMEOUT",
+  "ER_QUERY_TIMEOUT",
+  "ER_STATEMENT_TIMEOUT",
+  1205,
+  3024,
+  1969,
+  // PostgreSQL: statement_timeout (query_canceled), lock_timeout (lock_not_available)
+  "57014",
+  "55P03",
+  // SQLite: the busy timeout ran out
+  "SQLITE_BUSY",
+  "SQLITE_BUSY_TIMEOUT",
+  "SQLITE_LOCKED"
+])
+
+const UNAVAILABLE_MESSAGE =
+  /connection terminated|not queryable|connection (?:refused|closed|lost|reset)|server has gone away|failed to (?:acquire|connect)/i
+const TIMEOUT_MESSAGE = /timeout|timed out/i
+
+const field = (value: unknown, name: string): unknown =>
+  typeof value === "object" && value !== null && name in value ? (value as Record<string, unknown>)[name] : undefined
+
+// The driver's error and what it wraps (`cause`, an AggregateError's `errors`), nearest first.
+const errorChain = (error: unknown): ReadonlyArray<unknown> => {
+  const chain: Array<unknown> = []
+  const queue: Array<unknown> = [error]
+  while (queue.length > 0 && chain.length < 16) {
+    const next = queue.shift()
+    if (next === undefined || next === null || chain.includes(next)) continue
+    chain.push(next)
+    queue.push(field(next, "cause"))
+    const errors = field(next, "errors")
+    if (Array.isArray(errors)) queue.push(...errors)
+  }
+  return chain
+}
+
+const codeOf = (error: unknown): string | undefined => {
+  for (const link of errorChain(error)) {
+    const code = field(link, "code")
+    if (typeof code === "string" && code !== "") return code
+  }
+  return undefined
+}
+
+const reasonOf = (error: SqlError.SqlError): SessionStore.SessionStoreErrorReason => {
+  const chain = errorChain(error)
+  for (const link of chain) {
+    for (const name of ["code", "errno"]) {
+      const code = field(link, name)
+      if (typeof code !== "string" && typeof code !== "number") continue
+      if (UNAVAILABLE_CODES.has(code)) return "Unavailable"
+      if (TIMEOUT_CODES.has(code)) return "Timeout"
+    }
+  }
+  // mysql2 marks errors that broke the connection as fatal.
+  if (chain.some((link) => field(link, "fatal") === true)) return "Unavailable"
+  // node-postgres reports a dropped connection or a pool wait with a message and no code.
+  const messages = chain.map((link) => field(link, "message")).filter((m): m is string => typeof m === "string")
+  if (messages.some((message) => TIMEOUT_MESSAGE.test(message))) return "Timeout"
+  if (messages.some((message) => UNAVAILABLE_MESSAGE.test(message))) return "Unavailable"
+  return "Unknown"
+}
+
+/**
+ * Turns a `SqlError` into the store error for `operation`: `Unavailable` when the database could
+ * not be reached or the connection broke, `Timeout` when it did not answer in time (statement or
+ * lock timeouts, a busy SQLite file), `Unknown` otherwise. The driver's error is kept as `cause`;
+ * `detail` carries only its code, never statement values.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const toStoreError = (operation: Operation) => (error: SqlError.SqlError): SessionStoreError => {
+  const code = codeOf(error)
+  return new SessionStoreError({
+    reason: reasonOf(error),
+    operation,
+    cause: error,
+    detail: code === undefined ? error.message : `${error.message} (${code})`
+  })
+}
+
+const positiveInteger = (name: string, value: number | undefined, fallback: number) =>
+  value === undefined
+    ? Effect.succeed(fallback)
+    : Number.isSafeInteger(value) && value > 0
+    ? Effect.succeed(value)
+    : Effect.fail(new SessionConfigError({ reason: `${name} must be a positive integer, got ${value}` }))
+
+const duration = (name: string, input: Duration.DurationInput | undefined, fallback: Duration.DurationInput) =>
+  Option.match(Duration.decodeUnknown(input ?? fallback), {
+    onNone: () => Effect.fail(new SessionConfigError({ reason: `${name} is not a duration: ${String(input)}` })),
+    onSome: (decoded) =>
+      Duration.isFinite(decoded)
+        ? Effect.succeed(decoded)
+        : Effect.fail(new SessionConfigError({ reason: `${name} must be finite` }))
+  })
+
+const tableParts = (table: string) => {
+  const parts = table.split(".")
+  return parts.length <= 2 && parts.every((part) => IDENTIFIER_PART.test(part))
+    ? Effect.succeed(parts)
+    : Effect.fail(
+      new SessionConfigError({
+        reason: `table must be a name or schema.name of letters, digits and _ (at most 52 each), got ${
+          JSON.stringify(table)
+        }`
+      })
+    )
+}
+
+interface Row {
+  readonly token: string
+  readonly data: unknown
+  readonly expiry: number | string | bigint
+}
+
+const decoder = new TextDecoder()
+
+// Drivers differ: pg returns BIGINT as a string, mysql2 a number, SQLite a number (or bigint
+// with safe integers); a binary collation may come back as bytes.
+const text = (value: unknown): string =>
+  typeof value === "string" ? value : value instanceof Uint8Array ? decoder.decode(value) : String(value)
+
+const affectedRowsOf = (raw: unknown): number | undefined => {
+  const affected = field(raw, "affectedRows")
+  return typeof affected === "number" ? affected : undefined
+}
+
+/**
+ * Makes a SQL store over the `SqlClient` in context. Creates the table unless `createTable` is
+ * `false`, and starts the expiry sweep, which lives as long as the scope. Fails with
+ * `SessionConfigError` for invalid options and with `SessionStoreError` (operation `"open"`) when
+ * the table cannot be created or the dialect is not PostgreSQL, MySQL/MariaDB or SQLite.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: Options = {}
+): Effect.Effect<SqlStore, SessionStoreError | SessionConfigError, SqlClient.SqlClient | Scope.Scope> =>
+  Effect.gen(function*() {
+    // The store's SQL is exact: the client's name transforms (camelCase and so on) stay out of it.
+    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+    const tableName = options.table ?? "sessions"
+    const parts = yield* tableParts(tableName)
+    const batchSize = yield* positiveInteger("sweepBatchSize", options.sweepBatchSize, 1000)
+    const pageSize = yield* positiveInteger("pageSize", options.pageSize, 1000)
+    const interval = yield* duration("cleanupInterval", options.cleanupInterval, "5 minutes")
+    const timeout = yield* duration("timeout", options.timeout, "10 seconds")
+    const dialect: Dialect | undefined = sql.onDialectOrElse({
+      pg: () => "pg",
+      mysql: () => "mysql",
+      sqlite: () => "sqlite",
+      orElse: () => undefined
+    })
+    if (dialect === undefined) {
+      return yield* new SessionStoreError({
+        reason: "Unsupported",
+        operation: "open",
+        detail: "the SQL store supports PostgreSQL, MySQL/MariaDB and SQLite"
+      })
+    }
+
+    const table = sql(tableName)
+    const name = parts[parts.length - 1]
+    const schema = parts.length === 2 ? parts[0] : undefined
+    const batchLimit = sql.literal(String(batchSize))
+    const pageLimit = sql.literal(String(pageSize))
+
+    const run = <A>(operation: Operation, effect: Effect.Effect<A, SqlError.SqlError>) => {
+      const mapped = Effect.mapError(effect, toStoreError(operation))
+      return Duration.greaterThan(timeout, Duration.zero)
+        ? Effect.timeoutFail(mapped, {
+          duration: timeout,
+          onTimeout: () =>
+            new SessionStoreError({
+              reason: "Timeout",
+              operation,
+              detail: `no answer within ${Duration.format(timeout)}`
+            })
+        })
+        : mapped
+    }
+
+    if (options.createTable !== false) {
+      const create = dialect === "pg"
+        ? sql.withTransaction(
+          Effect.all([
+            // Instances starting together would race on CREATE TABLE IF NOT EXISTS in PostgreSQL.
+            sql`SELECT pg_advisory_xact_lock(hashtext(${`effect-session:${tableName}`}))`,
+            sql`CREATE TABLE IF NOT EXISTS ${table} (
+              token TEXT NOT NULL PRIMARY KEY,
+              data TEXT NOT NULL,
+              expiry BIGINT NOT NULL
+            )`,
+            sql`CREATE INDEX IF NOT EXISTS ${sql(`${name}_expiry_idx`)} ON ${table} (expiry)`
+          ], { discard: true })
+        )
+        : dialect === "mysql"
+        ? sql`CREATE TABLE IF NOT EXISTS ${table} (
+            token VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+            data LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+            expiry BIGINT NOT NULL,
+            PRIMARY KEY (token),
+            KEY ${sql(`${name}_expiry_idx`)} (expiry)
+          ) ENGINE=InnoDB`
+        : Effect.zipRight(
+          sql`CREATE TABLE IF NOT EXISTS ${table} (
+            token TEXT NOT NULL PRIMARY KEY,
+            data TEXT NOT NULL,
+            expiry INTEGER NOT NULL
+          )`,
+          // SQLite puts the schema on the index name and takes the table unqualified.
+          sql`CREATE INDEX IF NOT EXISTS ${
+            sql(schema === undefined ? `${name}_expiry_idx` : `${schema}.${name}_expiry_idx`)
+          }
+            ON ${sql(name)} (expiry)`
+        )
+      yield* run("open", Effect.asVoid(create))
+    }
+
+    const find = (key: string): Effect.Effect<Option.Option<string>, SessionStoreError> =>
+      KEY.test(key)
+        ? Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          run(
+            "find",
+            Effect.map(
+              sql<Pick<Row, "data">>`SELECT data FROM ${table} WHERE token = ${key} AND expiry > ${now}`,
+              (rows) => rows.length === 0 ? Option.none() : Option.some(text(rows[0].data))
+            )
+          ))
+        : Effect.succeed(Option.none())
+
+    const create = (key: string, data: string, expiresAt: number) =>
+      run(
+        "commit",
+        dialect === "mysql"
+          ? sql`INSERT INTO ${table} (token, data, expiry) VALUES (${key}, ${data}, ${expiresAt})
+              ON DUPLICATE KEY UPDATE data = VALUES(data), expiry = VALUES(expiry)`
+          : sql`INSERT INTO ${table} (token, data, expiry) VALUES (${key}, ${data}, ${expiresAt})
+              ON CONFLICT (token) DO UPDATE SET data = excluded.data, expiry = excluded.expiry`
+      ).pipe(Effect.as<SessionStore.CommitResult>("written"))
+
+    // Only a row that is present and unexpired is updated, in one statement: a session deleted
+    // or renewed away meanwhile is never re-created.
+    const update = (key: string, data: string, expiresAt: number) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        dialect === "mysql"
+          ? Effect.gen(function*() {
+            const raw = yield* run(
+              "commit",
+              sql`UPDATE ${table} SET data = ${data}, expiry = ${expiresAt}
+                WHERE token = ${key} AND expiry > ${now}`.raw
+            )
+            const affected = affectedRowsOf(raw)
+            if (affected !== undefined && affected > 0) return "written" as const
+            // Without CLIENT_FOUND_ROWS MySQL counts changed rows, not matched ones: an update
+            // that writes what is already there reports 0. Tell that apart from a missing row.
+            const same = yield* run(
+              "commit",
+              sql`SELECT 1 AS found FROM ${table}
+                WHERE token = ${key} AND expiry > ${now} AND expiry = ${expiresAt} AND data = ${data}`
+            )
+            return same.length > 0 ? "written" as const : "gone" as const
+          })
+          : Effect.map(
+            run(
+              "commit",
+              sql`UPDATE ${table} SET data = ${data}, expiry = ${expiresAt}
+                WHERE token = ${key} AND expiry > ${now} RETURNING token`
+            ),
+            (rows) => rows.length > 0 ? "written" as const : "gone" as const
+          ))
+
+    const commit = (
+      key: string,
+      data: string,
+      expiresAt: number,
+      mode: SessionStore.CommitMode
+    ): Effect.Effect<SessionStore.CommitResult, SessionStoreError> => {
+      if (!KEY.test(key)) {
+        return mode === "update" ? Effect.succeed("gone") : Effect.fail(
+          new SessionStoreError({
+            reason: "Unknown",
+            operation: "commit",
+            detail: "the SQL store takes base64url keys of at most 128 characters"
+          })
+        )
+      }
+      return mode === "create" ? create(key, data, expiresAt) : update(key, data, expiresAt)
+    }
+
+    const remove = (key: string): Effect.Effect<void, SessionStoreError> =>
+      KEY.test(key) ? run("delete", Effect.asVoid(sql`DELETE FROM ${table} WHERE token = ${key}`)) : Effect.void
+
+    // Keyset pagination by token: each page is one short query, whatever the table's size.
+    const all: Stream.Stream<SessionStore.StoredSession, SessionStoreError> = Stream.paginateChunkEffect(
+      "",
+      (after: string) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          run(
+            "all",
+            sql<Row>`SELECT token, data, expiry FROM ${table}
+              WHERE token > ${after} AND expiry > ${now} ORDER BY token LIMIT ${pageLimit}`
+          )).pipe(
+            Effect.map((rows) => {
+              const page = rows.map((row) => ({
+                key: text(row.token),
+                data: text(row.data),
+                expiresAt: Number(row.expiry)
+              }))
+              const next = rows.length < pageSize ? Option.none<string>() : Option.some(page[page.length - 1].key)
+              return [Chunk.unsafeFromArray(page), next] as const
+            })
+          )
+    )
+
+    const deleteExpired = (now: number): Effect.Effect<number, SqlError.SqlError> =>
+      dialect === "pg"
+        ? Effect.map(
+          sql`DELETE FROM ${table}
+            WHERE token IN (SELECT token FROM ${table} WHERE expiry <= ${now} LIMIT ${batchLimit} FOR UPDATE SKIP LOCKED)
+            AND expiry <= ${now} RETURNING token`,
+          (rows) => rows.length
+        )
+        : dialect === "mysql"
+        // MySQL cannot LIMIT a subquery on the table it deletes from; a single-table DELETE can.
+        ? Effect.map(
+          sql`DELETE FROM ${table} WHERE expiry <= ${now} LIMIT ${batchLimit}`.raw,
+          (raw) => affectedRowsOf(raw) ?? 0
+        )
+        : Effect.map(
+          sql`DELETE FROM ${table}
+            WHERE token IN (SELECT token FROM ${table} WHERE expiry <= ${now} LIMIT ${batchLimit})
+            RETURNING token`,
+          (rows) => rows.length
+        )
+
+    // Many short statements, not one long one: no batch holds locks or a transaction for long,
+    // and the event loop gets a turn between batches.
+    const sweep: Effect.Effect<number, SessionStoreError> = Effect.gen(function*() {
+      let total = 0
+      while (true) {
+        const now = yield* Clock.currentTimeMillis
+        const deleted = yield* run("sweep", deleteExpired(now))
+        total += deleted
+        if (deleted < batchSize) return total
+        yield* yieldToEventLoop
+      }
+    })
+
+    if (Duration.greaterThan(interval, Duration.zero)) {
+      yield* Effect.sleep(interval).pipe(
+        Effect.zipRight(
+          Effect.catchAll(sweep, (error) => Effect.logWarning("effect-session: the SQL store sweep failed", error))
+        ),
+        Effect.forever,
+        Effect.forkScoped
+      )
+    }
+
+    const store: SqlStore = { find, commit, delete: remove, all, sweep }
+    return store
+  })
+
+/**
+ * The SQL store as the `SessionStore`, over the application's `SqlClient`:
+ *
+ * ```ts
+ * SqlStore.layer({ table: "sessions" }).pipe(Layer.provide(PgClient.layer({ url })))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options?: Options
+): Layer.Layer<SessionStore.SessionStore, SessionStoreError | SessionConfigError, SqlClient.SqlClient> =>
+  Layer.scoped(SessionStoreTag, make(options))
