@@ -1,0 +1,327 @@
+/**
+ * The LevelDB store (on `classic-level`, an optional peer dependency): sessions in an LSM tree
+ * in a local directory, the Node counterpart of scs's badgerstore. Survives restarts and needs
+ * no server.
+ *
+ * LevelDB allows one process per database (it holds a `LOCK` file; a second process fails to
+ * open it) and has no conditional write. This store is therefore the only writer, and it
+ * serialises the writes of each key in process: an `"update"` reads and writes its key under
+ * that key's lock, so a session deleted or expired meanwhile is never re-created. Every write
+ * is one atomic LevelDB batch of the entry and its expiry index key, so the background sweep
+ * reads only what has expired.
+ *
+ * @since 0.1.0
+ */
+import { ClassicLevel } from "classic-level"
+import type * as Level from "classic-level"
+import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as RcMap from "effect/RcMap"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import { yieldToEventLoop } from "../internal/eventLoop.js"
+import type * as SessionStore from "../SessionStore.js"
+import { SessionStore as SessionStoreTag, SessionStoreError } from "../SessionStore.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** The database directory (created if missing). One process at a time may open it. */
+  readonly path: string
+  /** How often expired entries are swept. Default `"1 minute"`; `0` disables the sweep. */
+  readonly cleanupInterval?: Duration.DurationInput | undefined
+  /** Expired entries deleted per sweep batch before the event loop gets a turn. Default 1,000. */
+  readonly sweepBatchSize?: number | undefined
+  /** Entries read per page when enumerating (`all`, `SessionManager.iterate`). Default 1,000. */
+  readonly iterateBatchSize?: number | undefined
+  /**
+   * Whether each write waits for `fsync`. Default `false`: a write survives a crash of the
+   * process (it is in the operating system's buffers) but not of the machine.
+   */
+  readonly sync?: boolean | undefined
+  /** Further options for `classic-level` (for example `cacheSize`, `compression`, `writeBufferSize`). */
+  readonly leveldb?: Omit<Level.DatabaseOptions<string, string>, "keyEncoding" | "valueEncoding"> | undefined
+}
+
+/**
+ * The LevelDB store, with what it offers besides the contract.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LevelDbStore extends SessionStore.SessionStore {
+  readonly all: Stream.Stream<SessionStore.StoredSession, SessionStoreError>
+  /** The directory the database was opened at. */
+  readonly path: string
+  /** Entries physically held, expired ones included until they are swept (counted in pages). */
+  readonly size: Effect.Effect<number, SessionStoreError>
+  /** Deletes every expired entry now, in batches; returns how many it deleted. */
+  readonly sweep: Effect.Effect<number, SessionStoreError>
+}
+
+// Value: `${expiresAt}:${data}`. Index key: zero-padded expiry (so keys sort by time), ":", key.
+const encodeValue = (data: string, expiresAt: number): string => `${expiresAt}:${data}`
+
+const decodeValue = (value: string | undefined): readonly [expiresAt: number, data: string] | undefined => {
+  if (value === undefined) return undefined
+  const colon = value.indexOf(":")
+  if (colon <= 0) return undefined
+  const expiresAt = Number(value.slice(0, colon))
+  return Number.isFinite(expiresAt) ? [expiresAt, value.slice(colon + 1)] : undefined
+}
+
+const EXPIRY_DIGITS = 16
+const padExpiry = (expiresAt: number): string =>
+  String(Math.min(Math.max(0, Math.floor(expiresAt)), 10 ** EXPIRY_DIGITS - 1)).padStart(EXPIRY_DIGITS, "0")
+const indexKey = (key: string, expiresAt: number): string => `${padExpiry(expiresAt)}:${key}`
+
+const errorFor = (operation: SessionStoreError["operation"]) => (cause: unknown): SessionStoreError => {
+  const code = typeof cause === "object" && cause !== null && "code" in cause ? cause.code : undefined
+  return new SessionStoreError({
+    reason: operation === "open" || code === "LEVEL_DATABASE_NOT_OPEN" ? "Unavailable" : "Unknown",
+    operation,
+    cause,
+    detail: cause instanceof Error ? cause.message : String(cause)
+  })
+}
+
+/**
+ * Opens the database and makes the store. The database is closed, and the sweep fiber stopped,
+ * when the scope closes.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options): Effect.Effect<LevelDbStore, SessionStoreError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const sweepBatchSize = Math.max(1, options.sweepBatchSize ?? 1_000)
+    const iterateBatchSize = Math.max(1, options.iterateBatchSize ?? 1_000)
+    const interval = Duration.decode(options.cleanupInterval ?? "1 minute")
+    const writeOptions = { sync: options.sync ?? false }
+
+    const db = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: async () => {
+          const db = new ClassicLevel<string, string>(options.path, {
+            ...options.leveldb,
+            keyEncoding: "utf8",
+            valueEncoding: "utf8"
+          })
+          await db.open()
+          return db
+        },
+        catch: errorFor("open")
+      }),
+      (db) => Effect.promise(() => db.close())
+    )
+    const entries = db.sublevel<string, string>("sessions", { keyEncoding: "utf8", valueEncoding: "utf8" })
+    const index = db.sublevel<string, string>("expiry", { keyEncoding: "utf8", valueEncoding: "utf8" })
+
+    // One lock per key, dropped as soon as nobody holds it. Every write of a key takes it, so a
+    // read-check-write of one key is atomic against every other write of that key.
+    const locks = yield* RcMap.make({ lookup: (_key: string) => Effect.makeSemaphore(1) })
+    const lockKey = (key: string): Effect.Effect<void, never, Scope.Scope> =>
+      Effect.flatMap(RcMap.get(locks, key), (lock) => Effect.acquireRelease(lock.take(1), () => lock.release(1)))
+    const withKeyLock = <A, E>(key: string, effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+      Effect.scoped(Effect.zipRight(lockKey(key), effect))
+
+    const get = (operation: SessionStoreError["operation"], key: string) =>
+      Effect.tryPromise({ try: () => entries.get(key), catch: errorFor(operation) }).pipe(Effect.map(decodeValue))
+
+    const batch = (
+      operation: SessionStoreError["operation"],
+      operations: Array<Level.BatchOperation<typeof db, string, string>>
+    ): Effect.Effect<void, SessionStoreError> =>
+      operations.length === 0
+        ? Effect.void
+        : Effect.tryPromise({ try: () => db.batch(operations, writeOptions), catch: errorFor(operation) })
+
+    const removal = (key: string, previous: readonly [number, string] | undefined) => {
+      const operations: Array<Level.BatchOperation<typeof db, string, string>> = [
+        { type: "del", sublevel: entries, key }
+      ]
+      if (previous !== undefined) operations.push({ type: "del", sublevel: index, key: indexKey(key, previous[0]) })
+      return operations
+    }
+
+    // Reads one page from a fresh iterator and closes it: no iterator outlives a page.
+    const readPage = <V>(
+      operation: SessionStoreError["operation"],
+      read: () => {
+        nextv(size: number): Promise<Array<[string, V]>>
+        close(): Promise<void>
+      },
+      limit: number
+    ) =>
+      Effect.acquireUseRelease(
+        Effect.try({ try: read, catch: errorFor(operation) }),
+        (iterator) => Effect.tryPromise({ try: () => iterator.nextv(limit), catch: errorFor(operation) }),
+        (iterator) => Effect.promise(() => iterator.close())
+      )
+
+    const sweepBatch = (now: number, after: string | undefined) =>
+      Effect.gen(function*() {
+        const upTo = padExpiry(now + 1)
+        const due = yield* readPage(
+          "sweep",
+          () =>
+            index.iterator(
+              after === undefined
+                ? { lt: upTo, limit: sweepBatchSize, values: false }
+                : { gt: after, lt: upTo, limit: sweepBatchSize, values: false }
+            ),
+          sweepBatchSize
+        )
+        const dueKeys = due.map(([dueKey]) => dueKey)
+        const keys = [...new Set(dueKeys.map((dueKey) => dueKey.slice(EXPIRY_DIGITS + 1)))].sort()
+        const deleted = yield* Effect.scoped(Effect.gen(function*() {
+          // Locks taken in sorted order: a writer holds one lock at a time, so this cannot deadlock.
+          for (const key of keys) yield* lockKey(key)
+          const current = yield* Effect.tryPromise({ try: () => entries.getMany(keys), catch: errorFor("sweep") })
+          const values = new Map(keys.map((key, i) => [key, decodeValue(current[i])] as const))
+          const operations: Array<Level.BatchOperation<typeof db, string, string>> = []
+          let deleted = 0
+          for (const dueKey of dueKeys) {
+            const key = dueKey.slice(EXPIRY_DIGITS + 1)
+            const value = values.get(key)
+            if (value === undefined || indexKey(key, value[0]) !== dueKey) {
+              // Stale: the entry is gone or was rewritten with another expiry.
+              operations.push({ type: "del", sublevel: index, key: dueKey })
+            } else if (value[0] <= now) {
+              operations.push({ type: "del", sublevel: entries, key }, { type: "del", sublevel: index, key: dueKey })
+              deleted++
+            }
+          }
+          yield* batch("sweep", operations)
+          return deleted
+        }))
+        return { deleted, next: due.length === sweepBatchSize ? dueKeys[dueKeys.length - 1] : undefined }
+      })
+
+    const sweep: Effect.Effect<number, SessionStoreError> = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      let deleted = 0
+      let after: string | undefined = undefined
+      while (true) {
+        const result: { readonly deleted: number; readonly next: string | undefined } = yield* sweepBatch(now, after)
+        deleted += result.deleted
+        if (result.next === undefined) return deleted
+        after = result.next
+        yield* yieldToEventLoop
+      }
+    })
+
+    if (Duration.greaterThan(interval, Duration.zero)) {
+      yield* Effect.sleep(interval).pipe(
+        Effect.zipRight(sweep),
+        // A failed sweep is retried at the next interval; it must not stop the schedule.
+        Effect.catchAll((error) => Effect.logWarning("effect-session: LevelDB sweep failed", error)),
+        Effect.forever,
+        Effect.forkScoped
+      )
+    }
+
+    const entriesPage = (after: string | undefined) =>
+      readPage(
+        "all",
+        () =>
+          entries.iterator(
+            after === undefined ? { limit: iterateBatchSize } : { gt: after, limit: iterateBatchSize }
+          ),
+        iterateBatchSize
+      )
+
+    const size: Effect.Effect<number, SessionStoreError> = Effect.gen(function*() {
+      let count = 0
+      let after: string | undefined = undefined
+      while (true) {
+        const page: Array<[string, string]> = yield* entriesPage(after)
+        count += page.length
+        if (page.length < iterateBatchSize) return count
+        after = page[page.length - 1][0]
+      }
+    })
+
+    const store: LevelDbStore = {
+      path: options.path,
+      find: (key) =>
+        Effect.zipWith(
+          get("find", key),
+          Clock.currentTimeMillis,
+          (value, now) => value === undefined || value[0] <= now ? Option.none() : Option.some(value[1])
+        ),
+      commit: (key, data, expiresAt, mode) =>
+        withKeyLock(
+          key,
+          Effect.gen(function*() {
+            const previous = yield* get("commit", key)
+            const now = yield* Clock.currentTimeMillis
+            if (mode === "update" && (previous === undefined || previous[0] <= now)) return "gone" as const
+            const operations: Array<Level.BatchOperation<typeof db, string, string>> = []
+            if (previous !== undefined) {
+              operations.push({ type: "del", sublevel: index, key: indexKey(key, previous[0]) })
+            }
+            operations.push(
+              { type: "put", sublevel: entries, key, value: encodeValue(data, expiresAt) },
+              { type: "put", sublevel: index, key: indexKey(key, expiresAt), value: "" }
+            )
+            yield* batch("commit", operations)
+            return "written" as const
+          })
+        ),
+      delete: (key) =>
+        withKeyLock(key, Effect.flatMap(get("delete", key), (previous) => batch("delete", removal(key, previous)))),
+      all: Stream.unwrap(
+        Effect.map(
+          Clock.currentTimeMillis,
+          (now) =>
+            Stream.paginateChunkEffect(
+              undefined as string | undefined,
+              (after) =>
+                Effect.map(entriesPage(after), (page) => {
+                  const live: Array<SessionStore.StoredSession> = []
+                  for (const [key, raw] of page) {
+                    const value = decodeValue(raw)
+                    if (value !== undefined && value[0] > now) {
+                      live.push({ key, data: value[1], expiresAt: value[0] })
+                    }
+                  }
+                  const next = page.length < iterateBatchSize ? Option.none() : Option.some(page[page.length - 1][0])
+                  return [Chunk.unsafeFromArray(live), next] as const
+                })
+            )
+        )
+      ),
+      size,
+      sweep
+    }
+    return store
+  })
+
+/**
+ * The LevelDB store as the `SessionStore`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options): Layer.Layer<SessionStore.SessionStore, SessionStoreError> =>
+  Layer.scoped(SessionStoreTag, make(options))
+
+/**
+ * The LevelDB store, configured from `Config` (for example `Config.string("SESSION_DB_PATH")`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  options: Config.Config.Wrap<Omit<Options, "leveldb">>
+): Layer.Layer<SessionStore.SessionStore, SessionStoreError | ConfigError.ConfigError> =>
+  Layer.scoped(SessionStoreTag, Effect.flatMap(Config.unwrap(options), make))

@@ -1,0 +1,148 @@
+import * as NodeKeyValueStore from "@effect/platform-node/NodeKeyValueStore"
+import * as KeyValueStore from "@effect/platform/KeyValueStore"
+import { describe, expect, it } from "@effect/vitest"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as TestClock from "effect/TestClock"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as SessionManager from "../src/SessionManager.js"
+import { SessionStore, SessionStoreError } from "../src/SessionStore.js"
+import * as KeyValueSessionStore from "../src/SessionStore/KeyValueStore.js"
+import { START, storeConformance } from "./conformance.js"
+
+/** A fresh directory under the OS temp dir, removed when the scope closes. */
+const tempDir = Effect.acquireRelease(
+  Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "effect-session-kv-"))),
+  (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+)
+
+storeConformance({
+  name: "KeyValueStore adapter (memory)",
+  layer: KeyValueSessionStore.layer().pipe(Layer.provide(KeyValueStore.layerMemory)),
+  enumerable: false
+})
+
+storeConformance({
+  name: "KeyValueStore adapter (file system)",
+  layer: Layer.unwrapScoped(
+    Effect.map(
+      tempDir,
+      (dir) => KeyValueSessionStore.layer().pipe(Layer.provide(NodeKeyValueStore.layerFileSystem(dir)))
+    )
+  ),
+  enumerable: false
+})
+
+/** The adapter's layer and the raw `KeyValueStore` under it, over a file-system directory, built in the scope. */
+const onDirectory = (dir: string) =>
+  Effect.map(
+    Layer.build(KeyValueSessionStore.layer().pipe(Layer.provideMerge(NodeKeyValueStore.layerFileSystem(dir)))),
+    (context) => ({ store: Context.get(context, SessionStore), raw: Context.get(context, KeyValueStore.KeyValueStore) })
+  )
+
+describe("KeyValueStore adapter", () => {
+  it.scoped("durability (file system): sessions are found after closing and reopening; expired ones are gone", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const dir = yield* tempDir
+      const live = ["live-1", "live-2", "live-3"]
+
+      const token = yield* Effect.scoped(Effect.gen(function*() {
+        const { store } = yield* onDirectory(dir)
+        for (const key of live) yield* store.commit(key, `payload:${key}`, START + 3_600_000, "create")
+        yield* store.commit("short", "soon gone", START + 1000, "create")
+        const manager = yield* Effect.provideService(SessionManager.make(), SessionStore, store)
+        const session = yield* manager.load(undefined)
+        yield* session.put("user", "ada")
+        const outcome = yield* manager.commit(session)
+        if (outcome._tag !== "Written") return yield* Effect.dieMessage(`expected Written, got ${outcome._tag}`)
+        return Redacted.value(outcome.token)
+      }))
+      expect(fs.readdirSync(dir).length).toBe(5)
+      yield* TestClock.adjust("2 seconds")
+
+      yield* Effect.scoped(Effect.gen(function*() {
+        const { raw, store } = yield* onDirectory(dir)
+        for (const key of live) expect(yield* store.find(key)).toEqual(Option.some(`payload:${key}`))
+        // Still on disk until read: nothing sweeps a KeyValueStore.
+        expect(yield* raw.has("effect-session:short")).toBe(true)
+        expect(yield* store.find("short")).toEqual(Option.none())
+        // The read that found it expired removed it.
+        expect(yield* raw.has("effect-session:short")).toBe(false)
+        const manager = yield* Effect.provideService(SessionManager.make(), SessionStore, store)
+        expect(yield* (yield* manager.load(token)).getString("user")).toBe("ada")
+      }))
+      expect(fs.readdirSync(dir).length).toBe(4)
+    }))
+
+  it.scoped("keys are prefixed: other data in the KeyValueStore is left alone", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const dir = yield* tempDir
+      const { raw, store } = yield* onDirectory(dir)
+      yield* raw.set("k", "not a session")
+      expect(yield* store.find("k")).toEqual(Option.none())
+      yield* store.commit("k", "session", START + 60_000, "create")
+      yield* store.delete("k")
+      expect(yield* raw.get("k")).toEqual(Option.some("not a session"))
+      expect(fs.readdirSync(dir)).toEqual(["k"])
+
+      const custom = yield* KeyValueSessionStore.make({ prefix: "app/sessions/" }).pipe(
+        Effect.provideService(KeyValueStore.KeyValueStore, raw)
+      )
+      yield* custom.commit("x", "y", START + 60_000, "create")
+      expect(Option.isSome(yield* raw.get("app/sessions/x"))).toBe(true)
+    }))
+
+  it.scoped("a torn or foreign value is never handed out as a payload", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const dir = yield* tempDir
+      const { raw, store } = yield* onDirectory(dir)
+      yield* store.commit("k", "{\"user\":\"ada\"}", START + 60_000, "create")
+      const full = Option.getOrThrow(yield* raw.get("effect-session:k"))
+      // What a read racing the file-system layer's in-place write can see: a prefix of the file.
+      for (const cut of [1, 5, full.length - 1]) {
+        yield* raw.set("effect-session:k", full.slice(0, cut))
+        expect(yield* store.find("k")).toEqual(Option.none())
+        expect(yield* store.commit("k", "late", START + 60_000, "update")).toBe("gone")
+      }
+      yield* raw.set("effect-session:k", "plain text")
+      expect(yield* store.find("k")).toEqual(Option.none())
+    }))
+
+  it.scoped("concurrent updates racing a delete never re-create the entry (within one process)", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const dir = yield* tempDir
+      const { store } = yield* onDirectory(dir)
+      for (let round = 0; round < 10; round++) {
+        const key = `race-${round}`
+        yield* store.commit(key, "seed", START + 60_000, "create")
+        yield* Effect.all([
+          ...Array.from({ length: 5 }, (_, i) => store.commit(key, `late-${i}`, START + 60_000, "update")),
+          store.delete(key)
+        ], { concurrency: "unbounded" })
+        expect(yield* store.find(key)).toEqual(Option.none())
+      }
+      expect(fs.readdirSync(dir)).toEqual([])
+    }))
+
+  it.scoped("iterate fails with the typed Unsupported error, and all is undefined in the type", () =>
+    Effect.gen(function*() {
+      const store = yield* KeyValueSessionStore.make().pipe(
+        Effect.provide(KeyValueStore.layerMemory)
+      )
+      const all: undefined = store.all
+      expect(all).toBeUndefined()
+      const manager = yield* Effect.provideService(SessionManager.make(), SessionStore, store)
+      const error = yield* Effect.flip(manager.iterate(() => Effect.void))
+      expect(error).toBeInstanceOf(SessionStoreError)
+      expect(error).toMatchObject({ reason: "Unsupported", operation: "all" })
+    }))
+})

@@ -1,0 +1,195 @@
+import { describe, expect, it } from "@effect/vitest"
+import { ClassicLevel } from "classic-level"
+import * as Chunk from "effect/Chunk"
+import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import * as Stream from "effect/Stream"
+import * as TestClock from "effect/TestClock"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as SessionManager from "../src/SessionManager.js"
+import { SessionStore, SessionStoreError } from "../src/SessionStore.js"
+import * as LevelDbStore from "../src/SessionStore/LevelDb.js"
+import { START, storeConformance } from "./conformance.js"
+
+/** A fresh directory under the OS temp dir, removed when the scope closes. */
+const tempDir = Effect.acquireRelease(
+  Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "effect-session-leveldb-"))),
+  (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+)
+
+/** Every key/value pair in a closed database directory, read with a raw `classic-level` handle. */
+const rawEntries = (dir: string) =>
+  Effect.acquireUseRelease(
+    Effect.promise(async () => {
+      const db = new ClassicLevel<string, string>(dir)
+      await db.open()
+      return db
+    }),
+    (db) => Effect.promise(() => db.iterator().all()),
+    (db) => Effect.promise(() => db.close())
+  )
+
+const levelStore = Effect.map(SessionStore, (store) => store as LevelDbStore.LevelDbStore)
+
+storeConformance({
+  name: "leveldb",
+  // A fresh database per test: LevelDB lets one handle at a time open a directory.
+  layer: Layer.unwrapScoped(
+    Effect.map(tempDir, (dir) => LevelDbStore.layer({ path: dir, cleanupInterval: "1 minute" }))
+  ),
+  enumerable: true,
+  sweep: {
+    interval: "1 minute",
+    // The test's database holds only the test's keys; `size` counts the raw entries, expired ones included.
+    physicalCount: () => Effect.flatMap(levelStore, (store) => store.size)
+  }
+})
+
+describe("LevelDbStore", () => {
+  it.scoped("durability: committed sessions are found after closing and reopening; expired ones are gone", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const dir = yield* tempDir
+      const hour = 3_600_000
+      const live = ["live-1", "live-2", "live-3"]
+
+      const token = yield* Effect.scoped(Effect.gen(function*() {
+        const store = yield* LevelDbStore.make({ path: dir, cleanupInterval: 0 })
+        for (const key of live) yield* store.commit(key, `payload:${key}`, START + hour, "create")
+        yield* store.commit("short", "soon gone", START + 1000, "create")
+        const manager = yield* Effect.provideService(SessionManager.make(), SessionStore, store)
+        const session = yield* manager.load(undefined)
+        yield* session.put("user", "ada")
+        const outcome = yield* manager.commit(session)
+        if (outcome._tag !== "Written") return yield* Effect.dieMessage(`expected Written, got ${outcome._tag}`)
+        return Redacted.value(outcome.token)
+      }))
+
+      // Closed: the files are on disk and another handle can open them.
+      const onDisk = yield* rawEntries(dir)
+      expect(onDisk.filter(([key]) => key.startsWith("!sessions!")).length).toBe(5)
+      yield* TestClock.adjust("2 seconds")
+
+      yield* Effect.scoped(Effect.gen(function*() {
+        const store = yield* LevelDbStore.make({ path: dir, cleanupInterval: 0 })
+        for (const key of live) expect(yield* store.find(key)).toEqual(Option.some(`payload:${key}`))
+        expect(yield* store.find("short")).toEqual(Option.none())
+        const manager = yield* Effect.provideService(SessionManager.make(), SessionStore, store)
+        expect(yield* (yield* manager.load(token)).getString("user")).toBe("ada")
+        expect(yield* store.size).toBe(5)
+        expect(yield* store.sweep).toBe(1)
+      }))
+      const afterSweep = yield* rawEntries(dir)
+      expect(afterSweep.filter(([key]) => key.startsWith("!sessions!")).length).toBe(4)
+      expect(afterSweep.some(([key]) => key.endsWith("short"))).toBe(false)
+    }))
+
+  it.scoped("concurrent updates racing a delete never re-create the entry", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const dir = yield* tempDir
+      const store = yield* LevelDbStore.make({ path: dir, cleanupInterval: 0 })
+      for (let round = 0; round < 20; round++) {
+        const key = `race-${round}`
+        yield* store.commit(key, "seed", START + 60_000, "create")
+        const results = yield* Effect.all([
+          ...Array.from({ length: 5 }, (_, i) => store.commit(key, `late-${i}`, START + 60_000, "update")),
+          Effect.as(store.delete(key), "deleted" as const)
+        ], { concurrency: "unbounded" })
+        expect(results).toContain("deleted")
+        expect(yield* store.find(key)).toEqual(Option.none())
+      }
+      // Nothing is left behind in the expiry index either.
+      expect(yield* store.size).toBe(0)
+    }))
+
+  it.scoped("all pages through the database: every live entry exactly once, whatever the page size", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const dir = yield* tempDir
+      const store = yield* LevelDbStore.make({ path: dir, cleanupInterval: 0, iterateBatchSize: 2 })
+      const keys = Array.from({ length: 7 }, (_, i) => `key-${i}`)
+      for (const key of keys) yield* store.commit(key, key, START + 60_000, "create")
+      yield* store.commit("expired", "x", START + 10, "create")
+      yield* TestClock.adjust("1 second")
+      const all = Chunk.toReadonlyArray(yield* Stream.runCollect(store.all))
+      expect(all.map((entry) => entry.key)).toEqual(keys)
+      expect(all.every((entry) => entry.data === entry.key && entry.expiresAt === START + 60_000)).toBe(true)
+      expect(yield* store.size).toBe(8)
+    }))
+
+  it.scoped("the sweep deletes in bounded batches, only what has expired, and leaves no index behind", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const dir = yield* tempDir
+      yield* Effect.scoped(Effect.gen(function*() {
+        const store = yield* LevelDbStore.make({ path: dir, cleanupInterval: 0, sweepBatchSize: 3 })
+        for (let i = 0; i < 10; i++) yield* store.commit(`dead-${i}`, "x", START + 1000 + i, "create")
+        for (let i = 0; i < 4; i++) yield* store.commit(`alive-${i}`, "y", START + 60_000, "create")
+        // A dead entry renewed before it expired must survive.
+        yield* store.commit("dead-0", "renewed", START + 60_000, "update")
+        yield* TestClock.adjust("30 seconds")
+        expect(yield* store.sweep).toBe(9)
+        expect(yield* store.size).toBe(5)
+        expect(yield* store.find("dead-0")).toEqual(Option.some("renewed"))
+        expect(yield* store.sweep).toBe(0)
+      }))
+      const raw = yield* rawEntries(dir)
+      expect(raw.filter(([key]) => key.startsWith("!sessions!")).length).toBe(5)
+      expect(raw.filter(([key]) => key.startsWith("!expiry!")).length).toBe(5)
+    }))
+
+  it.scoped("cleanupInterval 0 runs no sweep", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const dir = yield* tempDir
+      const store = yield* LevelDbStore.make({ path: dir, cleanupInterval: 0 })
+      yield* store.commit("k", "v", START + 1000, "create")
+      yield* TestClock.adjust("1 hour")
+      expect(yield* store.size).toBe(1)
+      expect(yield* store.find("k")).toEqual(Option.none())
+    }))
+
+  it.scoped("the database is closed with the scope; a second open of a held database is a typed error", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const dir = yield* tempDir
+      const held = yield* Effect.scoped(Effect.gen(function*() {
+        const store = yield* LevelDbStore.make({ path: dir, cleanupInterval: 0 })
+        const second = yield* Effect.flip(Effect.scoped(LevelDbStore.make({ path: dir })))
+        expect(second).toBeInstanceOf(SessionStoreError)
+        expect(second.operation).toBe("open")
+        expect(second.reason).toBe("Unavailable")
+        return store
+      }))
+      const error = yield* Effect.flip(held.find("k"))
+      expect(error.reason).toBe("Unavailable")
+      expect(error.operation).toBe("find")
+      // Released: the directory can be opened again.
+      const reopened = yield* LevelDbStore.make({ path: dir, cleanupInterval: 0 })
+      expect(yield* reopened.find("k")).toEqual(Option.none())
+    }))
+  it.scoped("layerConfig reads the path and the sweep interval from Config", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const dir = yield* tempDir
+      const config = ConfigProvider.fromMap(new Map([["SESSION_DB_PATH", dir], ["SESSION_SWEEP", "0 millis"]]))
+      const context = yield* Layer.build(
+        LevelDbStore.layerConfig({
+          path: Config.string("SESSION_DB_PATH"),
+          cleanupInterval: Config.duration("SESSION_SWEEP")
+        }).pipe(Layer.provide(Layer.setConfigProvider(config)))
+      )
+      const store = Context.get(context, SessionStore)
+      yield* store.commit("k", "v", START + 60_000, "create")
+      expect(yield* store.find("k")).toEqual(Option.some("v"))
+      expect(fs.readdirSync(dir)).toContain("LOCK")
+    }))
+})

@@ -1,0 +1,128 @@
+import * as Persistence from "@effect/experimental/Persistence"
+import * as PersistenceLmdb from "@effect/experimental/Persistence/Lmdb"
+import { describe, expect, it } from "@effect/vitest"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as TestClock from "effect/TestClock"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as SessionManager from "../src/SessionManager.js"
+import { SessionStore, SessionStoreError } from "../src/SessionStore.js"
+import * as PersistenceSessionStore from "../src/SessionStore/Persistence.js"
+import { START, storeConformance } from "./conformance.js"
+
+/** A fresh directory under the OS temp dir, removed when the scope closes. */
+const tempDir = Effect.acquireRelease(
+  Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "effect-session-persistence-"))),
+  (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+)
+
+const lmdbBacking = (dir: string) => PersistenceLmdb.layer({ path: dir })
+
+storeConformance({
+  name: "Persistence adapter (memory backing)",
+  layer: PersistenceSessionStore.layer().pipe(Layer.provide(Persistence.layerMemory)),
+  enumerable: false
+})
+
+storeConformance({
+  name: "Persistence adapter (LMDB backing)",
+  layer: Layer.unwrapScoped(
+    Effect.map(tempDir, (dir) => PersistenceSessionStore.layer().pipe(Layer.provide(lmdbBacking(dir))))
+  ),
+  enumerable: false
+})
+
+/** The adapter's layer, built in the scope over `backing`. */
+const withBacking = (backing: Layer.Layer<Persistence.BackingPersistence>) =>
+  Effect.map(
+    Layer.build(PersistenceSessionStore.layer().pipe(Layer.provideMerge(backing))),
+    (context) => ({
+      store: Context.get(context, SessionStore),
+      backing: Context.get(context, Persistence.BackingPersistence)
+    })
+  )
+
+/** The adapter and the raw backing store under its `storeId`, over one memory backing. */
+const withMemoryBacking = Effect.gen(function*() {
+  const { backing, store } = yield* withBacking(Persistence.layerMemory)
+  return { store, raw: yield* backing.make("effect-session") }
+})
+
+describe("Persistence adapter", () => {
+  it.scoped("entries carry a time-to-live: the backing store itself expires them", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const { raw, store } = yield* withMemoryBacking
+      yield* store.commit("k", "v", START + 5000, "create")
+      expect(Option.isSome(yield* raw.get("k"))).toBe(true)
+      yield* TestClock.adjust("5 seconds")
+      expect(yield* raw.get("k")).toEqual(Option.none())
+      // An expiry already in the past stores nothing at all.
+      yield* store.commit("past", "v", START, "create")
+      expect(yield* raw.get("past")).toEqual(Option.none())
+    }))
+
+  it.scoped("the expiry is checked on read even where the backing store keeps the entry", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const { raw, store } = yield* withMemoryBacking
+      // Written behind the adapter's back with a longer TTL than the expiry it carries.
+      yield* raw.set("k", [START + 1000, "v"], Option.some(Duration.hours(1)))
+      expect(yield* store.find("k")).toEqual(Option.some("v"))
+      yield* TestClock.adjust("1 second")
+      expect(yield* store.find("k")).toEqual(Option.none())
+      expect(yield* store.commit("k", "late", START + 60_000, "update")).toBe("gone")
+      // Anything that is not an entry of this adapter counts as absent.
+      yield* raw.set("foreign", { some: "thing" }, Option.none())
+      expect(yield* store.find("foreign")).toEqual(Option.none())
+    }))
+
+  it.scoped("durability (LMDB backing): sessions are found after closing and reopening; expired ones are gone", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const dir = yield* tempDir
+      yield* Effect.scoped(Effect.gen(function*() {
+        const { store } = yield* withBacking(lmdbBacking(dir))
+        yield* store.commit("live", "payload", START + 3_600_000, "create")
+        yield* store.commit("short", "soon gone", START + 1000, "create")
+      }))
+      yield* TestClock.adjust("2 seconds")
+      yield* Effect.scoped(Effect.gen(function*() {
+        const { store } = yield* withBacking(lmdbBacking(dir))
+        expect(yield* store.find("live")).toEqual(Option.some("payload"))
+        expect(yield* store.find("short")).toEqual(Option.none())
+      }))
+    }))
+
+  it.scoped("concurrent updates racing a delete never re-create the entry (within one process)", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const dir = yield* tempDir
+      const { store } = yield* withBacking(lmdbBacking(dir))
+      for (let round = 0; round < 10; round++) {
+        const key = `race-${round}`
+        yield* store.commit(key, "seed", START + 60_000, "create")
+        yield* Effect.all([
+          ...Array.from({ length: 5 }, (_, i) => store.commit(key, `late-${i}`, START + 60_000, "update")),
+          store.delete(key)
+        ], { concurrency: "unbounded" })
+        expect(yield* store.find(key)).toEqual(Option.none())
+      }
+    }))
+
+  it.scoped("iterate fails with the typed Unsupported error, and all is undefined in the type", () =>
+    Effect.gen(function*() {
+      const store = yield* PersistenceSessionStore.make().pipe(Effect.provide(Persistence.layerMemory))
+      const all: undefined = store.all
+      expect(all).toBeUndefined()
+      const manager = yield* Effect.provideService(SessionManager.make(), SessionStore, store)
+      const error = yield* Effect.flip(manager.iterate(() => Effect.void))
+      expect(error).toBeInstanceOf(SessionStoreError)
+      expect(error).toMatchObject({ reason: "Unsupported", operation: "all" })
+    }))
+})
