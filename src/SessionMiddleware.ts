@@ -8,14 +8,21 @@ import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
-import type * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Clock from "effect/Clock"
 import type * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import * as Scope from "effect/Scope"
+import * as Token from "./internal/token.js"
 import { Session } from "./Session.js"
+import { SessionLock } from "./SessionLock.js"
+import type { SessionLockError } from "./SessionLock.js"
 import { SessionManager } from "./SessionManager.js"
 import type { ResolvedOptions } from "./SessionManager.js"
 import * as SessionTransport from "./SessionTransport.js"
@@ -52,7 +59,65 @@ export interface Options<MI = SessionManager, SI = Session> {
   readonly session?: Context.Tag<SI, Session> | undefined
   /** Default: the cookie transport with the manager's cookie settings. */
   readonly transport?: TransportOption | undefined
+  /**
+   * Hold the `SessionLock` (from context) on the request's session from before the load until
+   * after the commit, so overlapping requests on one session run one after the other. `true`
+   * for the defaults. Default: no lock, and the last request to commit wins (as in scs).
+   */
+  readonly lock?: true | LockOptions | undefined
 }
+
+/**
+ * How the middleware uses the `SessionLock`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface LockOptions {
+  /** The longest a request waits for the lock on its session. Default `"5 seconds"`. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** The `Retry-After` of the default answer when the lock is not taken. Default `"1 second"`. */
+  readonly retryAfter?: Duration.DurationInput | undefined
+  /**
+   * The answer when the lock is not taken in time (reason `Timeout`) or its backend is down
+   * (`Unavailable`); the handler does not run. The error has been logged. Default: a plain-text
+   * `503 Service Unavailable` with `Retry-After`.
+   */
+  readonly onError?:
+    | ((
+      error: SessionLockError,
+      request: HttpServerRequest.HttpServerRequest
+    ) => Effect.Effect<HttpServerResponse.HttpServerResponse>)
+    | undefined
+}
+
+interface ResolvedLock {
+  readonly lock: SessionLock
+  readonly timeout: Duration.Duration
+  readonly retryAfterSeconds: number
+  readonly onError: NonNullable<LockOptions["onError"]> | undefined
+}
+
+const resolveLock = (lock: SessionLock, options: true | LockOptions): ResolvedLock => {
+  const resolved = options === true ? {} : options
+  return {
+    lock,
+    timeout: Duration.decode(resolved.timeout ?? "5 seconds"),
+    retryAfterSeconds: Math.max(0, Math.ceil(Duration.toSeconds(Duration.decode(resolved.retryAfter ?? "1 second")))),
+    onError: resolved.onError
+  }
+}
+
+const busyResponse = (retryAfterSeconds: number) =>
+  HttpServerResponse.text("Service Unavailable", {
+    status: 503,
+    headers: { "retry-after": String(retryAfterSeconds) }
+  })
+
+type Begun =
+  | { readonly _tag: "Loaded"; readonly session: Session; readonly releaseOnExit: Effect.Effect<void> | undefined }
+  | { readonly _tag: "LoadFailed"; readonly response: HttpServerResponse.HttpServerResponse }
+  | { readonly _tag: "LockFailed"; readonly error: SessionLockError; readonly retryAfterSeconds: number }
 
 const resolveTransport = (transport: TransportOption | undefined, manager: SessionManager) =>
   transport === undefined
@@ -72,19 +137,74 @@ const resolveTransport = (transport: TransportOption | undefined, manager: Sessi
 export const begin = (
   manager: SessionManager,
   transport: SessionTransport.SessionTransport
-): Effect.Effect<Either.Either<Session, HttpServerResponse.HttpServerResponse>, never, HttpServerRequest.HttpServerRequest> =>
+): Effect.Effect<
+  Either.Either<Session, HttpServerResponse.HttpServerResponse>,
+  never,
+  HttpServerRequest.HttpServerRequest
+> =>
+  Effect.map(
+    start(manager, transport, undefined),
+    (begun) => begun._tag === "Loaded" ? Either.right(begun.session) : Either.left(failureResponse(begun, transport))
+  )
+
+const failureResponse = (
+  begun: Exclude<Begun, { readonly _tag: "Loaded" }>,
+  transport: SessionTransport.SessionTransport
+): HttpServerResponse.HttpServerResponse =>
+  begun._tag === "LoadFailed" ? begun.response : transport.decorate(busyResponse(begun.retryAfterSeconds))
+
+/**
+ * Takes the lock (when there is one and the client sent a well-formed token), loads, and
+ * registers commit-then-release as a pre-response handler. The lock is released exactly once
+ * (closing a scope is idempotent): after the commit; or, when the pre-response handler never
+ * runs, by the request's `Scope` (closed by the server after the response) or, outside a
+ * server, when the middleware's effect ends (`releaseOnExit`).
+ */
+const start = (
+  manager: SessionManager,
+  transport: SessionTransport.SessionTransport,
+  lock: ResolvedLock | undefined
+): Effect.Effect<Begun, never, HttpServerRequest.HttpServerRequest> =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
     const token = yield* transport.read(request)
+    let release: Effect.Effect<void> = Effect.void
+    let releaseOnExit: Effect.Effect<void> | undefined = undefined
+    if (lock !== undefined && Option.isSome(token) && Token.isWellFormed(token.value)) {
+      const key = manager.options.hashTokenInStore ? Token.hash(token.value) : token.value
+      const lockScope = yield* Scope.make()
+      release = Scope.close(lockScope, Exit.void)
+      const requestScope = yield* Effect.serviceOption(Scope.Scope)
+      if (Option.isSome(requestScope)) {
+        yield* Scope.addFinalizer(requestScope.value, release)
+      } else {
+        releaseOnExit = release
+      }
+      const locked = yield* Scope.extend(lock.lock.acquire(key, { timeout: lock.timeout }), lockScope).pipe(
+        Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : release),
+        Effect.either
+      )
+      if (Either.isLeft(locked)) {
+        const error = locked.left
+        yield* error.reason === "Timeout"
+          ? Effect.logWarning("effect-session: timed out waiting for the session lock", error)
+          : Effect.logError("effect-session: the session lock is unavailable", error)
+        return { _tag: "LockFailed", error, retryAfterSeconds: lock.retryAfterSeconds } as const
+      }
+    }
     const loaded = yield* Effect.either(manager.load(token))
     if (Either.isLeft(loaded)) {
+      yield* release
       yield* Effect.logError("effect-session: could not load the session", loaded.left)
-      return Either.left(transport.decorate(yield* manager.options.errorHandler(loaded.left, request)))
+      return {
+        _tag: "LoadFailed",
+        response: transport.decorate(yield* manager.options.errorHandler(loaded.left, request))
+      } as const
     }
     const session = loaded.right
     yield* HttpApp.appendPreResponseHandler((request, response) =>
       Effect.gen(function*() {
-        const committed = yield* Effect.either(manager.commit(session))
+        const committed = yield* Effect.either(manager.commit(session)).pipe(Effect.ensuring(release))
         if (Either.isLeft(committed)) {
           yield* Effect.logError("effect-session: could not commit the session", committed.left)
           return transport.decorate(yield* manager.options.errorHandler(committed.left, request))
@@ -94,7 +214,11 @@ export const begin = (
           case "Written": {
             const now = yield* Clock.currentTimeMillis
             return transport.decorate(
-              yield* transport.write(response, outcome.token, { expiresAt: outcome.expiresAt, persistent: outcome.persistent, now })
+              yield* transport.write(response, outcome.token, {
+                expiresAt: outcome.expiresAt,
+                persistent: outcome.persistent,
+                now
+              })
             )
           }
           case "Destroyed":
@@ -104,7 +228,7 @@ export const begin = (
         }
       })
     )
-    return Either.right(session)
+    return { _tag: "Loaded", session, releaseOnExit } as const
   })
 
 /**
@@ -119,21 +243,47 @@ export const begin = (
  * )
  * ```
  *
+ * With `lock`, the `SessionLock` in context is held on the request's session from before the
+ * load until after the commit (a request whose lock is not taken in time gets a 503 with
+ * `Retry-After` and its handler does not run):
+ *
+ * ```ts
+ * HttpServer.serve(SessionMiddleware.make({ lock: { timeout: "5 seconds" } })(router)).pipe(
+ *   Layer.provide(SessionLock.layerInProcess())
+ * )
+ * ```
+ *
  * @since 0.1.0
  * @category constructors
  */
 export const make: {
+  (
+    options: Options<SessionManager, Session> & { readonly lock: true | LockOptions }
+  ): SessionMiddleware<SessionManager | SessionLock, Session>
   (options?: Options<SessionManager, Session>): SessionMiddleware<SessionManager, Session>
+  <MI, SI>(options: Options<MI, SI> & { readonly lock: true | LockOptions }): SessionMiddleware<MI | SessionLock, SI>
   <MI, SI>(options: Options<MI, SI>): SessionMiddleware<MI, SI>
 } = <MI, SI>(options: Options<MI, SI> = {}): SessionMiddleware<MI, SI> => {
   const managerTag = (options.manager ?? SessionManager) as Context.Tag<MI, SessionManager>
   const sessionTag = (options.session ?? Session) as Context.Tag<SI, Session>
+  const lockOptions = options.lock
   return <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, Exclude<R, SI> | MI> =>
     Effect.gen(function*() {
       const manager = yield* managerTag
-      const begun = yield* begin(manager, resolveTransport(options.transport, manager))
-      if (Either.isLeft(begun)) return begun.left
-      return yield* Effect.provideService(app, sessionTag, begun.right)
+      const transport = resolveTransport(options.transport, manager)
+      const lock = lockOptions === undefined ? undefined : resolveLock(yield* SessionLock, lockOptions)
+      const begun = yield* start(manager, transport, lock)
+      switch (begun._tag) {
+        case "LoadFailed":
+          return begun.response
+        case "LockFailed": {
+          if (lock?.onError === undefined) return failureResponse(begun, transport)
+          const request = yield* HttpServerRequest.HttpServerRequest
+          return transport.decorate(yield* lock.onError(begun.error, request))
+        }
+      }
+      const handled = Effect.provideService(app, sessionTag, begun.session)
+      return yield* (begun.releaseOnExit === undefined ? handled : Effect.ensuring(handled, begun.releaseOnExit))
     }) as HttpApp.Default<E, Exclude<R, SI> | MI>
 }
 
@@ -164,6 +314,19 @@ export class SessionUnavailable extends Schema.TaggedError<SessionUnavailable>()
 ) {}
 
 /**
+ * The failure of the `HttpApi` session middleware (with the `lock` option) when the session's
+ * lock is not taken in time or its backend is down: a 503, sent with `Retry-After`.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SessionBusy extends Schema.TaggedError<SessionBusy>()(
+  "SessionBusy",
+  {},
+  HttpApiSchema.annotations({ status: 503 })
+) {}
+
+/**
  * The `Session` for `HttpApi` handlers: add it to a group or endpoint with `.middleware(SessionApi)`
  * and provide `layerApi`. Same semantics as `loadAndSave` (the commit is registered as a
  * pre-response handler).
@@ -173,25 +336,58 @@ export class SessionUnavailable extends Schema.TaggedError<SessionUnavailable>()
  */
 export class SessionApi extends HttpApiMiddleware.Tag<SessionApi>()("effect-session/SessionApi", {
   provides: Session,
-  failure: SessionUnavailable
+  failure: Schema.Union(SessionUnavailable, SessionBusy)
 }) {}
 
 /**
- * Implements `SessionApi` with the default `SessionManager`.
+ * The type of `layerApi`: with `lock`, the layer also needs the `SessionLock`.
  *
  * @since 0.1.0
  * @category HttpApi
  */
-export const layerApi = (
-  options: { readonly transport?: TransportOption | undefined } = {}
-): Layer.Layer<SessionApi, never, SessionManager> =>
+export interface LayerApi {
+  (options: {
+    readonly transport?: TransportOption | undefined
+    readonly lock: true | LockOptions
+  }): Layer.Layer<SessionApi, never, SessionManager | SessionLock>
+  (options?: { readonly transport?: TransportOption | undefined }): Layer.Layer<SessionApi, never, SessionManager>
+}
+
+/**
+ * Implements `SessionApi` with the default `SessionManager`. With `lock`, the `SessionLock` in
+ * context is held from load to commit; when it is not taken, the endpoint fails with
+ * `SessionBusy` (503, with `Retry-After`) and its handler does not run (`onError` is not used here).
+ *
+ * @since 0.1.0
+ * @category HttpApi
+ */
+export const layerApi: LayerApi = ((
+  options: { readonly transport?: TransportOption | undefined; readonly lock?: true | LockOptions | undefined } = {}
+): Layer.Layer<SessionApi, never, SessionManager | SessionLock> =>
   Layer.effect(
     SessionApi,
-    Effect.map(SessionManager, (manager) => {
+    Effect.gen(function*() {
+      const manager = yield* SessionManager
       const transport = resolveTransport(options.transport, manager)
+      const lock = options.lock === undefined ? undefined : resolveLock(yield* SessionLock, options.lock)
       return Effect.flatMap(
-        begin(manager, transport),
-        Either.match({ onLeft: () => Effect.fail(new SessionUnavailable()), onRight: Effect.succeed })
+        start(manager, transport, lock),
+        (begun): Effect.Effect<Session, SessionUnavailable | SessionBusy> => {
+          switch (begun._tag) {
+            case "Loaded":
+              return Effect.succeed(begun.session)
+            case "LoadFailed":
+              return Effect.fail(new SessionUnavailable())
+            case "LockFailed":
+              return HttpApp.appendPreResponseHandler((_request, response) =>
+                Effect.succeed(
+                  transport.decorate(
+                    HttpServerResponse.setHeader(response, "retry-after", String(begun.retryAfterSeconds))
+                  )
+                )
+              ).pipe(Effect.zipRight(Effect.fail(new SessionBusy())))
+          }
+        }
       )
     })
-  )
+  )) as LayerApi

@@ -17,6 +17,13 @@ export * as Session from "./Session.js"
 export * as SessionCodec from "./SessionCodec.js"
 
 /**
+ * Per-session locks: hold a lock on a session from load to commit (none, in-process, Redis, PostgreSQL).
+ *
+ * @since 0.1.0
+ */
+export * as SessionLock from "./SessionLock.js"
+
+/**
  * The session manager: configuration, and loading and committing sessions against a store.
  *
  * @since 0.1.0

@@ -1,0 +1,85 @@
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import { Cluster } from "ioredis"
+import { randomUUID } from "node:crypto"
+import * as RedisLock from "../src/SessionLock/Redis.js"
+import * as RedisStore from "../src/SessionStore/Redis.js"
+import { requireBackend, storeConformance } from "./conformance.js"
+import { isReachable } from "./services.js"
+
+// Started by scripts/services/redis-cluster.sh: three masters, no replicas.
+const nodes = [7101, 7102, 7103].map((port) => ({ host: "127.0.0.1", port }))
+const reachable = await Promise.all(nodes.map((node) => isReachable(node.host, node.port)))
+const available = reachable.every(Boolean)
+const skip = requireBackend("Redis Cluster", available, "run `bash scripts/services/redis-cluster.sh start`")
+
+const prefix = `test:${randomUUID()}:session:`
+const newCluster = () => new Cluster(nodes, RedisStore.failFastClusterOptions)
+
+afterAll(async () => {
+  if (!available) return
+  const admin = newCluster()
+  await new Promise((resolve) => admin.once("ready", resolve))
+  for (const node of admin.nodes("master")) {
+    for await (const keys of node.scanStream({ match: `${prefix}*`, count: 500 })) {
+      for (const key of keys as Array<string>) await admin.del(key)
+    }
+  }
+  await admin.quit()
+})
+
+storeConformance({
+  name: "redis cluster (3 masters, ioredis Cluster)",
+  layer: RedisStore.layer({ client: newCluster, prefix }),
+  enumerable: true,
+  skip
+})
+
+const describeOrSkip = skip === undefined ? describe : describe.skip
+
+describeOrSkip("RedisStore on a cluster", () => {
+  it.scopedLive("sessions spread over every master and are all enumerated", () =>
+    Effect.gen(function*() {
+      const store = yield* RedisStore.make({ client: newCluster, prefix })
+      const expiresAt = Date.now() + 60_000
+      const keys = Array.from({ length: 60 }, (_, i) => `spread-${i}-${randomUUID()}`)
+      yield* Effect.forEach(keys, (key) => store.commit(key, key, expiresAt, "create"), { concurrency: 10 })
+      const admin = newCluster()
+      yield* Effect.addFinalizer(() => Effect.promise(() => admin.quit()))
+      yield* Effect.promise(() => new Promise((resolve) => admin.once("ready", resolve)))
+      const masters = admin.nodes("master")
+      expect(masters.length).toBe(3)
+      const perNode = yield* Effect.forEach(masters, (node) =>
+        Effect.promise(async () => {
+          let count = 0
+          for await (const batch of node.scanStream({ match: `${prefix}spread-*`, count: 100 })) {
+            count += (batch as Array<string>).length
+          }
+          return count
+        }))
+      for (const count of perNode) expect(count).toBeGreaterThan(0)
+      const seen = new Set((yield* Stream.runCollect(store.all!)).pipe((chunk) => [...chunk].map((entry) => entry.key)))
+      for (const key of keys) expect(seen.has(key)).toBe(true)
+      expect(yield* store.find(keys[0]!)).toEqual(Option.some(keys[0]))
+    }))
+
+  it.scopedLive("the Redis lock works through the Cluster client too", () =>
+    Effect.gen(function*() {
+      const lock = yield* RedisLock.make({ client: newCluster, prefix: `${prefix}lock:` })
+      const other = yield* RedisLock.make({ client: newCluster, prefix: `${prefix}lock:` })
+      const keys = Array.from({ length: 6 }, (_, i) => `cluster-lock-${i}`)
+      const holder = yield* Scope.make()
+      for (const key of keys) yield* Scope.extend(lock.acquire(key), holder)
+      for (const key of keys) {
+        const blocked = yield* Effect.either(Effect.scoped(other.acquire(key, { timeout: "50 millis" })))
+        expect(Either.isLeft(blocked) && blocked.left.reason).toBe("Timeout")
+      }
+      yield* Scope.close(holder, Exit.void)
+      for (const key of keys) yield* Effect.scoped(other.acquire(key, { timeout: "1 second" }))
+    }))
+})
