@@ -59,12 +59,12 @@ export interface SessionKey<A, I = unknown> {
 export const key = <A, I>(name: string, schema: Schema.Schema<A, I>): SessionKey<A, I> => ({ name, schema })
 
 /**
- * A key by name, or a typed key.
+ * A key by name, or a typed key (only its name is used).
  *
  * @since 0.1.0
  * @category models
  */
-export type AnyKey = string | SessionKey<any, any>
+export type AnyKey = string | { readonly name: string }
 
 /**
  * A value could not be encoded on `put` or decoded on `get`/`pop` with its key's schema (for

@@ -34,7 +34,10 @@ export interface SessionContext {
   /** The live record stored for a token, if any (expired and undecodable ones are none). */
   readonly findRecord: (
     token: string
-  ) => Effect.Effect<Option.Option<{ readonly key: string; readonly values: Map<string, unknown>; readonly deadline: number }>, SessionStoreError>
+  ) => Effect.Effect<
+    Option.Option<{ readonly key: string; readonly values: Map<string, unknown>; readonly deadline: number }>,
+    SessionStoreError
+  >
 }
 
 export const SessionStateId: unique symbol = Symbol.for("effect-session/SessionState")
@@ -61,6 +64,8 @@ export const freshState = (now: number, lifetimeMillis: number): SessionState =>
   status: "Unmodified",
   touch: false
 })
+
+type TypedOrNamed = string | SessionKey<unknown, unknown>
 
 const nameOf = (key: AnyKey): string => typeof key === "string" ? key : key.name
 
@@ -96,14 +101,17 @@ export const make = (state: SessionState, context: SessionContext): SessionWithS
     return Option.some(value)
   }
 
-  const get = (key: AnyKey): Effect.Effect<Option.Option<unknown>, SessionValueError> =>
+  const get = (key: TypedOrNamed): Effect.Effect<Option.Option<unknown>, SessionValueError> =>
     Effect.suspend(() => {
       const raw = getRaw(nameOf(key))
       if (typeof key === "string" || Option.isNone(raw)) return Effect.succeed(raw)
-      return Either.match(decodeWith(key, raw.value), { onLeft: Effect.fail, onRight: (a) => Effect.succeed(Option.some(a)) })
+      return Either.match(decodeWith(key, raw.value), {
+        onLeft: Effect.fail,
+        onRight: (a) => Effect.succeed(Option.some(a))
+      })
     })
 
-  const pop = (key: AnyKey): Effect.Effect<Option.Option<unknown>, SessionValueError> =>
+  const pop = (key: TypedOrNamed): Effect.Effect<Option.Option<unknown>, SessionValueError> =>
     Effect.suspend(() => {
       const raw = getRaw(nameOf(key))
       if (Option.isNone(raw)) return Effect.succeed(raw)
@@ -117,7 +125,7 @@ export const make = (state: SessionState, context: SessionContext): SessionWithS
       return Effect.succeed(popRaw(key))
     })
 
-  const put = (key: AnyKey, value: unknown): Effect.Effect<void, SessionValueError> =>
+  const put = (key: TypedOrNamed, value: unknown): Effect.Effect<void, SessionValueError> =>
     Effect.suspend(() => {
       if (typeof key === "string") {
         state.values.set(key, value as Json)

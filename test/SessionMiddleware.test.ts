@@ -1,0 +1,508 @@
+import * as HttpApi from "@effect/platform/HttpApi"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
+import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { describe, expect, it } from "@effect/vitest"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
+import * as TestClock from "effect/TestClock"
+import { Session } from "../src/Session.js"
+import type * as SessionType from "../src/Session.js"
+import * as SessionManager from "../src/SessionManager.js"
+import * as SessionMiddleware from "../src/SessionMiddleware.js"
+import { SessionStore, SessionStoreError } from "../src/SessionStore.js"
+import * as MemoryStore from "../src/SessionStore/Memory.js"
+import * as SessionTransport from "../src/SessionTransport.js"
+import { START } from "./conformance.js"
+import { call, cookieFrom, jar, serve } from "./http.js"
+
+const TOKEN = /^session=[A-Za-z0-9_-]{43}$/
+
+const router = HttpRouter.empty.pipe(
+  HttpRouter.get(
+    "/put",
+    Effect.gen(function*() {
+      const session = yield* Session
+      yield* session.put("message", "Hello from a session!")
+      return HttpServerResponse.empty({ status: 200 })
+    })
+  ),
+  HttpRouter.get(
+    "/get",
+    Effect.gen(function*() {
+      const session = yield* Session
+      return HttpServerResponse.text(yield* session.getString("message"))
+    })
+  ),
+  HttpRouter.get("/destroy", Effect.flatMap(Session, (s) => s.destroy).pipe(Effect.as(HttpServerResponse.text("bye")))),
+  HttpRouter.get(
+    "/renew",
+    Effect.gen(function*() {
+      const session = yield* Session
+      yield* session.renewToken
+      return HttpServerResponse.text("renewed")
+    })
+  ),
+  HttpRouter.get(
+    "/remember",
+    Effect.gen(function*() {
+      const session = yield* Session
+      yield* session.rememberMe(true)
+      return HttpServerResponse.text("ok")
+    })
+  ),
+  HttpRouter.get(
+    "/put-then-fail",
+    Effect.gen(function*() {
+      const session = yield* Session
+      yield* session.put("message", "written before the failure")
+      return yield* Effect.fail(new Error("handler failed"))
+    })
+  ),
+  HttpRouter.get(
+    "/put-then-die",
+    Effect.gen(function*() {
+      const session = yield* Session
+      yield* session.put("message", "written before the defect")
+      return yield* Effect.die("boom")
+    })
+  ),
+  HttpRouter.get(
+    "/vary",
+    Effect.succeed(HttpServerResponse.text("x", { headers: { vary: "Accept-Encoding" } }))
+  ),
+  HttpRouter.get(
+    "/touch",
+    Effect.flatMap(Session, (s) => s.keys).pipe(Effect.map((keys) => HttpServerResponse.text(keys.join(","))))
+  )
+)
+
+const app = SessionMiddleware.loadAndSave(router)
+
+const managerWith = (options: SessionManager.Options = {}, store: Layer.Layer<SessionStore> = MemoryStore.layer()) =>
+  SessionManager.layer(options).pipe(Layer.provideMerge(store))
+
+/** Runs a test with the clock at START and a server for `app` over a fresh memory store. */
+const http = <A, E>(
+  name: string,
+  body: (
+    served: Effect.Effect.Success<ReturnType<typeof serve>>
+  ) => Effect.Effect<A, E, SessionManager.SessionManager | SessionStore | Scope.Scope>,
+  options: SessionManager.Options = {}
+) =>
+  it.scoped(name, () =>
+    // The clock is set before the store (and its sweep schedule) exists.
+    TestClock.setTime(START).pipe(
+      Effect.zipRight(Effect.provide(Effect.flatMap(serve(app), body), managerWith(options)))
+    ))
+
+describe("loadAndSave over real HTTP: the scs README session", () => {
+  http("/put sets the session cookie with scs's attributes and headers", (served) =>
+    Effect.gen(function*() {
+      const put = yield* call(served, "/put")
+      expect(put.status).toBe(200)
+      expect(put.setCookies).toHaveLength(1)
+      const [cookie] = put.setCookies
+      const parts = cookie.split("; ")
+      expect(parts[0]).toMatch(TOKEN)
+      expect(parts.slice(1).sort()).toEqual(
+        ["Path=/", "Expires=Fri, 02 Jan 2026 12:00:00 GMT", "Max-Age=86400", "HttpOnly", "SameSite=Lax"].sort()
+      )
+      expect(put.headers.get("vary")).toBe("Cookie")
+      expect(put.headers.get("cache-control")).toBe("no-cache=\"Set-Cookie\"")
+
+      const get = yield* call(served, "/get", { headers: { cookie: cookieFrom(put) } })
+      expect(get.status).toBe(200)
+      expect(get.body).toBe("Hello from a session!")
+      expect(get.setCookies).toEqual([])
+      expect(get.headers.get("vary")).toBe("Cookie")
+      expect(get.headers.get("cache-control")).toBeNull()
+    }))
+
+  http("a request that changes nothing gets no cookie and creates nothing", (served) =>
+    Effect.gen(function*() {
+      const reply = yield* call(served, "/get")
+      expect(reply.body).toBe("")
+      expect(reply.setCookies).toEqual([])
+      expect(reply.headers.get("vary")).toBe("Cookie")
+    }))
+
+  http("the token is stable across requests that modify the session", (served) =>
+    Effect.gen(function*() {
+      const first = yield* call(served, "/put")
+      const second = yield* call(served, "/put", { headers: { cookie: cookieFrom(first) } })
+      expect(cookieFrom(second)).toBe(cookieFrom(first))
+    }))
+
+  http("destroy sends scs's deletion cookie and the session is gone", (served) =>
+    Effect.gen(function*() {
+      const put = yield* call(served, "/put")
+      const destroyed = yield* call(served, "/destroy", { headers: { cookie: cookieFrom(put) } })
+      expect(destroyed.setCookies).toHaveLength(1)
+      const parts = destroyed.setCookies[0].split("; ")
+      expect(parts[0]).toBe("session=")
+      expect(parts.slice(1).sort()).toEqual(
+        ["Path=/", "Expires=Thu, 01 Jan 1970 00:00:01 GMT", "Max-Age=0", "HttpOnly", "SameSite=Lax"].sort()
+      )
+      expect(destroyed.headers.get("cache-control")).toBe("no-cache=\"Set-Cookie\"")
+      const after = yield* call(served, "/get", { headers: { cookie: cookieFrom(put) } })
+      expect(after.body).toBe("")
+    }))
+
+  http("renewToken sends a new token; the old one no longer works, the data moved", (served) =>
+    Effect.gen(function*() {
+      const put = yield* call(served, "/put")
+      const renewed = yield* call(served, "/renew", { headers: { cookie: cookieFrom(put) } })
+      expect(cookieFrom(renewed)).toMatch(TOKEN)
+      expect(cookieFrom(renewed)).not.toBe(cookieFrom(put))
+      expect((yield* call(served, "/get", { headers: { cookie: cookieFrom(renewed) } })).body).toBe(
+        "Hello from a session!"
+      )
+      expect((yield* call(served, "/get", { headers: { cookie: cookieFrom(put) } })).body).toBe("")
+    }))
+
+  http("an unknown or malformed token is never adopted: a new one is issued", (served) =>
+    Effect.gen(function*() {
+      for (const sent of ["session=" + "A".repeat(43), "session=not-a-token", "session="]) {
+        const reply = yield* call(served, "/put", { headers: { cookie: sent } })
+        expect(cookieFrom(reply)).toMatch(TOKEN)
+        expect(cookieFrom(reply)).not.toBe(sent)
+      }
+    }))
+
+  http("only the first cookie of the configured name is read", (served) =>
+    Effect.gen(function*() {
+      const put = yield* call(served, "/put")
+      const good = cookieFrom(put)
+      const first = yield* call(served, "/get", { headers: { cookie: `${good}; session=${"B".repeat(43)}` } })
+      expect(first.body).toBe("Hello from a session!")
+      const second = yield* call(served, "/get", { headers: { cookie: `session=${"B".repeat(43)}; ${good}` } })
+      expect(second.body).toBe("")
+    }))
+
+  http("the commit runs for failing handlers too: their 500 carries the cookie", (served) =>
+    Effect.gen(function*() {
+      const failed = yield* call(served, "/put-then-fail")
+      expect(failed.status).toBe(500)
+      const died = yield* call(served, "/put-then-die")
+      expect(died.status).toBe(500)
+      for (const reply of [failed, died]) {
+        expect(reply.headers.get("vary")).toBe("Cookie")
+        expect(cookieFrom(reply)).toMatch(TOKEN)
+      }
+      const get = yield* call(served, "/get", { headers: { cookie: cookieFrom(failed) } })
+      expect(get.body).toBe("written before the failure")
+    }))
+
+  http("404s pass through the middleware too (Vary: Cookie)", (served) =>
+    Effect.gen(function*() {
+      const reply = yield* call(served, "/nowhere")
+      expect(reply.status).toBe(404)
+      expect(reply.headers.get("vary")).toBe("Cookie")
+    }))
+
+  http("an existing Vary header is kept and Cookie appended", (served) =>
+    Effect.gen(function*() {
+      const reply = yield* call(served, "/vary")
+      expect(reply.headers.get("vary")).toBe("Accept-Encoding, Cookie")
+    }))
+
+  http("time passes: the cookie's Max-Age counts down with the absolute lifetime", (served) =>
+    Effect.gen(function*() {
+      const put = yield* call(served, "/put")
+      yield* TestClock.adjust("1 hour")
+      const again = yield* call(served, "/put", { headers: { cookie: cookieFrom(put) } })
+      expect(again.setCookies[0]).toContain("Max-Age=82800")
+      expect(again.setCookies[0]).toContain("Expires=Fri, 02 Jan 2026 12:00:00 GMT")
+      yield* TestClock.adjust("23 hours")
+      expect((yield* call(served, "/get", { headers: { cookie: cookieFrom(put) } })).body).toBe("")
+    }))
+})
+
+describe("cookie settings", () => {
+  http("domain, path, secure, strict, partitioned, name", (served) =>
+    Effect.gen(function*() {
+      const reply = yield* call(served, "/put")
+      const line = reply.setCookies[0]
+      expect(line).toMatch(/^__Host-sid=[A-Za-z0-9_-]{43}; /)
+      const attributes = line.split("; ").slice(1).filter((a) => !a.startsWith("Expires=") && !a.startsWith("Max-Age="))
+      expect(attributes.sort()).toEqual(["HttpOnly", "Partitioned", "Path=/", "SameSite=Strict", "Secure"].sort())
+    }), { cookie: { name: "__Host-sid", secure: true, sameSite: "strict", partitioned: true } })
+
+  http("domain, a sub-path, no HttpOnly", (served) =>
+    Effect.gen(function*() {
+      const line = (yield* call(served, "/put")).setCookies[0]
+      const attributes = line.split("; ").slice(1).filter((a) => !a.startsWith("Expires=") && !a.startsWith("Max-Age="))
+      expect(attributes.sort()).toEqual(["Domain=example.com", "Path=/app", "SameSite=Lax"].sort())
+    }), { cookie: { domain: "example.com", path: "/app", httpOnly: false } })
+
+  http(
+    "persist: false gives a browser-session cookie, made persistent by rememberMe(true)",
+    (served) =>
+      Effect.gen(function*() {
+        const put = yield* call(served, "/put")
+        expect(put.setCookies[0]).not.toMatch(/Expires=|Max-Age=/)
+        const remembered = yield* call(served, "/remember", { headers: { cookie: cookieFrom(put) } })
+        expect(remembered.setCookies[0]).toMatch(/Max-Age=86400/)
+        expect(remembered.setCookies[0]).toMatch(/Expires=/)
+      }),
+    { cookie: { persist: false } }
+  )
+
+  http(
+    "an idle timeout: Max-Age is the idle window; read-only requests refresh it only past half",
+    (served) =>
+      Effect.gen(function*() {
+        const put = yield* call(served, "/put")
+        expect(put.setCookies[0]).toContain("Max-Age=1200")
+        yield* TestClock.adjust("5 minutes")
+        const early = yield* call(served, "/get", { headers: { cookie: cookieFrom(put) } })
+        expect(early.setCookies).toEqual([])
+        yield* TestClock.adjust("6 minutes")
+        const late = yield* call(served, "/get", { headers: { cookie: cookieFrom(put) } })
+        expect(late.body).toBe("Hello from a session!")
+        expect(late.setCookies[0]).toContain("Max-Age=1200")
+        expect(cookieFrom(late)).toBe(cookieFrom(put))
+      }),
+    { idleTimeout: "20 minutes" }
+  )
+})
+
+describe("failures", () => {
+  const failingStore = (operation: "find" | "commit") =>
+    Layer.succeed(SessionStore, {
+      find: () =>
+        operation === "find"
+          ? Effect.fail(new SessionStoreError({ reason: "Unavailable", operation, detail: "secret-host:5432 refused" }))
+          : Effect.succeed(Option.none()),
+      commit: () =>
+        operation === "commit"
+          ? Effect.fail(new SessionStoreError({ reason: "Timeout", operation, detail: "secret-host:5432 timed out" }))
+          : Effect.succeed("written" as const),
+      delete: () => Effect.void,
+      all: undefined
+    })
+
+  const withStore = (
+    name: string,
+    operation: "find" | "commit",
+    body: (served: Effect.Effect.Success<ReturnType<typeof serve>>, handlerRuns: () => number) => Effect.Effect<void>,
+    options: SessionManager.Options = {}
+  ) =>
+    it.scoped(name, () => {
+      let runs = 0
+      const counted = SessionMiddleware.loadAndSave(HttpRouter.empty.pipe(
+        HttpRouter.get(
+          "/put",
+          Effect.gen(function*() {
+            runs++
+            yield* (yield* Session).put("a", 1)
+            return HttpServerResponse.text("handler ran")
+          })
+        )
+      ))
+      return Effect.flatMap(serve(counted), (served) => body(served, () => runs)).pipe(
+        Effect.provide(managerWith(options, failingStore(operation)))
+      )
+    })
+
+  withStore(
+    "a store error at load: the handler does not run; a bare 500 without internals",
+    "find",
+    (served, runs) =>
+      Effect.gen(function*() {
+        const reply = yield* call(served, "/put", { headers: { cookie: `session=${"A".repeat(43)}` } })
+        expect(reply.status).toBe(500)
+        expect(reply.body).toBe("Internal Server Error")
+        expect(reply.body).not.toContain("secret-host")
+        expect(reply.setCookies).toEqual([])
+        expect(runs()).toBe(0)
+      })
+  )
+
+  withStore(
+    "a store error at commit: the error handler's response replaces the handler's",
+    "commit",
+    (served, runs) =>
+      Effect.gen(function*() {
+        const reply = yield* call(served, "/put")
+        expect(runs()).toBe(1)
+        expect(reply.status).toBe(503)
+        expect(reply.body).toBe("try again (Timeout)")
+        expect(reply.setCookies).toEqual([])
+        expect(reply.headers.get("vary")).toBe("Cookie")
+      }),
+    {
+      errorHandler: (error) =>
+        Effect.succeed(
+          HttpServerResponse.text(`try again (${error._tag === "SessionStoreError" ? error.reason : "codec"})`, {
+            status: 503
+          })
+        )
+    }
+  )
+
+  it.scoped("a stored session that no longer decodes: a fresh session, not a 500", () =>
+    Effect.gen(function*() {
+      const store = yield* SessionStore
+      const token = "Q".repeat(43)
+      yield* store.commit(token, "\"garbage\"", START + 3_600_000, "create")
+      const served = yield* serve(app)
+      const reply = yield* call(served, "/put", { headers: { cookie: `session=${token}` } })
+      expect(reply.status).toBe(200)
+      expect(cookieFrom(reply)).not.toBe(`session=${token}`)
+    }).pipe(Effect.provide(managerWith()), (self) => TestClock.setTime(START).pipe(Effect.zipRight(self))))
+})
+
+describe("transports", () => {
+  const headerApp = (transport: SessionTransport.SessionTransport) => SessionMiddleware.make({ transport })(router)
+
+  it.scoped("Authorization: Bearer in, X-Session-Token out", () =>
+    Effect.gen(function*() {
+      const served = yield* serve(headerApp(SessionTransport.header()))
+      const put = yield* call(served, "/put")
+      const token = put.headers.get("x-session-token") ?? ""
+      expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/)
+      expect(put.headers.get("x-session-expires")).toBe("Fri, 02 Jan 2026 12:00:00 GMT")
+      expect(put.headers.get("cache-control")).toBe("no-store")
+      expect(put.headers.get("vary")).toBe("Authorization")
+      expect(put.setCookies).toEqual([])
+      const get = yield* call(served, "/get", { headers: { authorization: `Bearer ${token}` } })
+      expect(get.body).toBe("Hello from a session!")
+      expect(get.headers.get("x-session-token")).toBeNull()
+      // Another scheme, or the cookie, is not a token for this transport.
+      expect((yield* call(served, "/get", { headers: { authorization: `Basic ${token}` } })).body).toBe("")
+      expect((yield* call(served, "/get", { headers: { cookie: `session=${token}` } })).body).toBe("")
+      const destroyed = yield* call(served, "/destroy", { headers: { authorization: `bearer ${token}` } })
+      expect(destroyed.headers.get("x-session-token")).toBe("")
+      expect((yield* call(served, "/get", { headers: { authorization: `Bearer ${token}` } })).body).toBe("")
+    }).pipe(Effect.provide(managerWith()), (self) => TestClock.setTime(START).pipe(Effect.zipRight(self))))
+
+  it.scoped("a custom request header carries the bare token", () =>
+    Effect.gen(function*() {
+      const served = yield* serve(headerApp(SessionTransport.header({ requestHeader: "X-Session-Token" })))
+      const put = yield* call(served, "/put")
+      const token = put.headers.get("x-session-token") ?? ""
+      expect(put.headers.get("vary")).toBe("X-Session-Token")
+      const get = yield* call(served, "/get", { headers: { "x-session-token": token } })
+      expect(get.body).toBe("Hello from a session!")
+    }).pipe(Effect.provide(managerWith())))
+
+  it.scoped("a body transport: the token in a JSON request and response body", () =>
+    Effect.gen(function*() {
+      const { bodyTransport, bodyRouter } = yield* Effect.promise(() => import("../examples/body-transport.js"))
+      const served = yield* serve(SessionMiddleware.make({ transport: bodyTransport })(bodyRouter))
+      const post = (body: unknown) =>
+        call(served, "/message", {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(body)
+        })
+      const put = JSON.parse((yield* post({ message: "kept in the session" })).body)
+      expect(put.token).toMatch(/^[A-Za-z0-9_-]{43}$/)
+      const get = JSON.parse((yield* post({ token: put.token })).body)
+      expect(get).toEqual({ message: "kept in the session" })
+    }).pipe(Effect.provide(managerWith())))
+})
+
+describe("several managers in one request", () => {
+  class AdminManager extends Context.Tag("test/AdminManager")<AdminManager, SessionManager.SessionManager>() {}
+  class AdminSession extends Context.Tag("test/AdminSession")<AdminSession, SessionType.Session>() {}
+
+  const both = HttpRouter.empty.pipe(
+    HttpRouter.get(
+      "/login",
+      Effect.gen(function*() {
+        const user = yield* Session
+        const admin = yield* AdminSession
+        yield* user.put("role", "visitor")
+        yield* admin.put("role", "admin")
+        return HttpServerResponse.text("ok")
+      })
+    ),
+    HttpRouter.get(
+      "/whoami",
+      Effect.gen(function*() {
+        const user = yield* Session
+        const admin = yield* AdminSession
+        return HttpServerResponse.text(`${yield* user.getString("role")}/${yield* admin.getString("role")}`)
+      })
+    )
+  ).pipe(SessionMiddleware.make({ manager: AdminManager, session: AdminSession }), SessionMiddleware.loadAndSave)
+
+  const AdminLive = Layer.effect(
+    AdminManager,
+    SessionManager.make({ lifetime: "10 minutes", cookie: { name: "admin", path: "/" } })
+  ).pipe(Layer.provide(MemoryStore.layer()))
+
+  it.scoped("each manager has its own cookie, lifetime and store", () =>
+    Effect.gen(function*() {
+      const served = yield* serve(both)
+      const cookies = jar()
+      const login = yield* call(served, "/login")
+      cookies.keep(login)
+      expect(login.setCookies.map((c) => c.split("=")[0]).sort()).toEqual(["admin", "session"])
+      expect(login.setCookies.find((c) => c.startsWith("admin="))).toContain("Max-Age=600")
+      expect(login.setCookies.find((c) => c.startsWith("session="))).toContain("Max-Age=86400")
+      expect((yield* call(served, "/whoami", { headers: cookies.header() })).body).toBe("visitor/admin")
+      yield* TestClock.adjust("11 minutes")
+      expect((yield* call(served, "/whoami", { headers: cookies.header() })).body).toBe("visitor/")
+    }).pipe(
+      Effect.provide(Layer.merge(managerWith(), AdminLive)),
+      (self) => TestClock.setTime(START).pipe(Effect.zipRight(self))
+    ))
+})
+
+describe("HttpApi", () => {
+  const api = HttpApi.make("api").add(
+    HttpApiGroup.make("counter").add(HttpApiEndpoint.post("increment", "/increment").addSuccess(Schema.Number)).add(
+      HttpApiEndpoint.get("read", "/read").addSuccess(Schema.Number)
+    ).middleware(SessionMiddleware.SessionApi)
+  )
+  const CounterLive = HttpApiBuilder.group(
+    api,
+    "counter",
+    (handlers) =>
+      handlers.handle("increment", () =>
+        Effect.gen(function*() {
+          const session = yield* Session
+          const next = (yield* session.getInt("count")) + 1
+          yield* session.put("count", next)
+          return next
+        })).handle("read", () => Effect.flatMap(Session, (session) => session.getInt("count")))
+  )
+
+  const ApiLive = HttpApiBuilder.api(api).pipe(
+    Layer.provide(CounterLive),
+    Layer.provide(SessionMiddleware.layerApi()),
+    Layer.provide(managerWith())
+  )
+
+  it.scoped("SessionApi provides Session to HttpApi handlers with the same cookie semantics", () =>
+    Effect.gen(function*() {
+      const { handler, dispose } = HttpApiBuilder.toWebHandler(
+        Layer.mergeAll(ApiLive, HttpServer.layerContext)
+      )
+      yield* Effect.addFinalizer(() => Effect.promise(dispose))
+      const request = (path: string, init?: RequestInit) =>
+        Effect.promise(() => handler(new Request(`http://localhost${path}`, init)))
+      const first = yield* request("/increment", { method: "POST" })
+      expect(yield* Effect.promise(() => first.json())).toBe(1)
+      const setCookie = first.headers.getSetCookie()
+      expect(setCookie[0]).toMatch(/^session=[A-Za-z0-9_-]{43}; /)
+      expect(first.headers.get("vary")).toBe("Cookie")
+      const cookie = setCookie[0].split(";")[0]
+      const second = yield* request("/increment", { method: "POST", headers: { cookie } })
+      expect(yield* Effect.promise(() => second.json())).toBe(2)
+      const read = yield* request("/read", { headers: { cookie } })
+      expect(yield* Effect.promise(() => read.json())).toBe(2)
+      expect(read.headers.getSetCookie()).toEqual([])
+    }))
+})
