@@ -131,6 +131,8 @@ export class SessionStoreError extends Data.TaggedError("SessionStoreError")<{
    * @since 0.1.0
    */
   override get message(): string {
-    return `Session store ${this.operation} failed (${this.reason})${this.detail === undefined ? "" : `: ${this.detail}`}`
+    return `Session store ${this.operation} failed (${this.reason})${
+      this.detail === undefined ? "" : `: ${this.detail}`
+    }`
   }
 }
