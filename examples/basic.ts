@@ -21,7 +21,7 @@ const router = HttpRouter.empty.pipe(
     Effect.gen(function*() {
       const session = yield* Session
       yield* session.put("message", "Hello from a session!")
-      return HttpServerResponse.empty()
+      return HttpServerResponse.empty({ status: 200 })
     })
   ),
   HttpRouter.get(
