@@ -7,16 +7,14 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import * as SessionManager from "../src/SessionManager.js"
 import { SessionStore, SessionStoreError } from "../src/SessionStore.js"
 import * as LevelDbStore from "../src/SessionStore/LevelDb.js"
-import { START, storeConformance } from "./conformance.js"
+import { durability, START, storeConformance } from "./conformance.js"
 
 /** A fresh directory under the OS temp dir, removed when the scope closes. */
 const tempDir = Effect.acquireRelease(
@@ -57,20 +55,9 @@ describe("LevelDbStore", () => {
     Effect.gen(function*() {
       yield* TestClock.setTime(START)
       const dir = yield* tempDir
-      const hour = 3_600_000
-      const live = ["live-1", "live-2", "live-3"]
-
-      const token = yield* Effect.scoped(Effect.gen(function*() {
-        const store = yield* LevelDbStore.make({ path: dir, cleanupInterval: 0 })
-        for (const key of live) yield* store.commit(key, `payload:${key}`, START + hour, "create")
-        yield* store.commit("short", "soon gone", START + 1000, "create")
-        const manager = yield* Effect.provideService(SessionManager.make(), SessionStore, store)
-        const session = yield* manager.load(undefined)
-        yield* session.put("user", "ada")
-        const outcome = yield* manager.commit(session)
-        if (outcome._tag !== "Written") return yield* Effect.dieMessage(`expected Written, got ${outcome._tag}`)
-        return Redacted.value(outcome.token)
-      }))
+      const token = yield* Effect.scoped(
+        Effect.flatMap(LevelDbStore.make({ path: dir, cleanupInterval: 0 }), durability.seed)
+      )
 
       // Closed: the files are on disk and another handle can open them.
       const onDisk = yield* rawEntries(dir)
@@ -79,10 +66,7 @@ describe("LevelDbStore", () => {
 
       yield* Effect.scoped(Effect.gen(function*() {
         const store = yield* LevelDbStore.make({ path: dir, cleanupInterval: 0 })
-        for (const key of live) expect(yield* store.find(key)).toEqual(Option.some(`payload:${key}`))
-        expect(yield* store.find("short")).toEqual(Option.none())
-        const manager = yield* Effect.provideService(SessionManager.make(), SessionStore, store)
-        expect(yield* (yield* manager.load(token)).getString("user")).toBe("ada")
+        yield* durability.verify(store, token)
         expect(yield* store.size).toBe(5)
         expect(yield* store.sweep).toBe(1)
       }))

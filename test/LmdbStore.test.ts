@@ -6,17 +6,15 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import * as Lmdb from "lmdb"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import * as SessionManager from "../src/SessionManager.js"
 import { SessionStore, SessionStoreError } from "../src/SessionStore.js"
 import * as LmdbStore from "../src/SessionStore/Lmdb.js"
-import { START, storeConformance } from "./conformance.js"
+import { durability, START, storeConformance } from "./conformance.js"
 
 /** A fresh directory under the OS temp dir, removed when the scope closes. */
 const tempDir = Effect.acquireRelease(
@@ -53,36 +51,21 @@ describe("LmdbStore", () => {
     Effect.gen(function*() {
       yield* TestClock.setTime(START)
       const dir = yield* tempDir
-      const hour = 3_600_000
-      const live = ["live-1", "live-2", "live-3"]
-
-      const token = yield* Effect.scoped(Effect.gen(function*() {
-        const store = yield* LmdbStore.make({ path: dir, cleanupInterval: 0 })
-        for (const key of live) yield* store.commit(key, `payload:${key}`, START + hour, "create")
-        yield* store.commit("short", "soon gone", START + 1000, "create")
-        // And a whole session through the manager, as an application writes it.
-        const manager = yield* Effect.provideService(SessionManager.make(), SessionStore, store)
-        const session = yield* manager.load(undefined)
-        yield* session.put("user", "ada")
-        const outcome = yield* manager.commit(session)
-        if (outcome._tag !== "Written") return yield* Effect.dieMessage(`expected Written, got ${outcome._tag}`)
-        return Redacted.value(outcome.token)
-      }))
+      const token = yield* Effect.scoped(
+        Effect.flatMap(LmdbStore.make({ path: dir, cleanupInterval: 0 }), durability.seed)
+      )
 
       // The database is closed; time passes while the process is down.
       yield* TestClock.adjust("2 seconds")
 
       yield* Effect.scoped(Effect.gen(function*() {
         const store = yield* LmdbStore.make({ path: dir, cleanupInterval: 0 })
-        for (const key of live) expect(yield* store.find(key)).toEqual(Option.some(`payload:${key}`))
-        expect(yield* store.find("short")).toEqual(Option.none())
-        const manager = yield* Effect.provideService(SessionManager.make(), SessionStore, store)
-        expect(yield* (yield* manager.load(token)).getString("user")).toBe("ada")
+        yield* durability.verify(store, token)
         // Expired but not yet swept: still on disk, never returned; the sweep removes it for good.
         expect(yield* store.size).toBe(5)
         expect(yield* store.sweep).toBe(1)
       }))
-      expect(yield* physicalCount(dir, [...live, "short"])).toBe(3)
+      expect(yield* physicalCount(dir, [...durability.live, durability.expired])).toBe(3)
     }))
 
   it.scoped("two handles on one database (as two processes would have): a logout on one is final for the other", () =>

@@ -13,7 +13,7 @@ import * as path from "node:path"
 import * as SessionManager from "../src/SessionManager.js"
 import { SessionStore, SessionStoreError } from "../src/SessionStore.js"
 import * as PersistenceSessionStore from "../src/SessionStore/Persistence.js"
-import { START, storeConformance } from "./conformance.js"
+import { durability, START, storeConformance } from "./conformance.js"
 
 /** A fresh directory under the OS temp dir, removed when the scope closes. */
 const tempDir = Effect.acquireRelease(
@@ -86,17 +86,13 @@ describe("Persistence adapter", () => {
     Effect.gen(function*() {
       yield* TestClock.setTime(START)
       const dir = yield* tempDir
-      yield* Effect.scoped(Effect.gen(function*() {
-        const { store } = yield* withBacking(lmdbBacking(dir))
-        yield* store.commit("live", "payload", START + 3_600_000, "create")
-        yield* store.commit("short", "soon gone", START + 1000, "create")
-      }))
+      const token = yield* Effect.scoped(
+        Effect.flatMap(withBacking(lmdbBacking(dir)), ({ store }) => durability.seed(store))
+      )
       yield* TestClock.adjust("2 seconds")
-      yield* Effect.scoped(Effect.gen(function*() {
-        const { store } = yield* withBacking(lmdbBacking(dir))
-        expect(yield* store.find("live")).toEqual(Option.some("payload"))
-        expect(yield* store.find("short")).toEqual(Option.none())
-      }))
+      yield* Effect.scoped(
+        Effect.flatMap(withBacking(lmdbBacking(dir)), ({ store }) => durability.verify(store, token))
+      )
     }))
 
   it.scoped("concurrent updates racing a delete never re-create the entry (within one process)", () =>

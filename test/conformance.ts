@@ -366,3 +366,32 @@ export const requireBackend = (name: string, available: boolean, how: string): s
   }
   return `${name} is not reachable; ${how}`
 }
+
+/**
+ * The durability proof for persistent stores, in two halves around a close and reopen of the
+ * same files: `seed` writes three live entries, one that expires in a second and a whole session
+ * through a `SessionManager`, and returns that session's token; after the reopen and more than
+ * a second of `TestClock` time, `verify` finds the live ones and the session, and not the expired one.
+ */
+export const durability = {
+  live: ["live-1", "live-2", "live-3"] as ReadonlyArray<string>,
+  expired: "short",
+  seed: (store: SessionStore): Effect.Effect<string, unknown> =>
+    Effect.gen(function*() {
+      for (const key of durability.live) yield* store.commit(key, `payload:${key}`, START + 3_600_000, "create")
+      yield* store.commit(durability.expired, "soon gone", START + 1000, "create")
+      const manager = yield* Effect.provideService(SessionManager.make(), SessionStore, store)
+      const session = yield* manager.load(undefined)
+      yield* session.put("user", "ada")
+      const outcome = yield* manager.commit(session)
+      if (outcome._tag !== "Written") return yield* Effect.dieMessage(`expected Written, got ${outcome._tag}`)
+      return Redacted.value(outcome.token)
+    }),
+  verify: (store: SessionStore, token: string): Effect.Effect<void, unknown> =>
+    Effect.gen(function*() {
+      for (const key of durability.live) expect(yield* store.find(key)).toEqual(Option.some(`payload:${key}`))
+      expect(yield* store.find(durability.expired)).toEqual(Option.none())
+      const manager = yield* Effect.provideService(SessionManager.make(), SessionStore, store)
+      expect(yield* (yield* manager.load(token)).getString("user")).toBe("ada")
+    })
+}

@@ -190,14 +190,7 @@ export const make = (
   options: Options = {}
 ): Effect.Effect<SessionLock.SessionLock, SessionLock.SessionLockError, Scope.Scope> =>
   Effect.flatMap(
-    InternalRedis.acquireClient(
-      options.client,
-      options.url === undefined
-        ? undefined
-        : Redacted.isRedacted(options.url)
-        ? Redacted.value(options.url)
-        : options.url
-    ),
+    InternalRedis.acquireClient(options.client, options.url),
     (client) => makeWithClient(client, options)
   )
 

@@ -238,14 +238,7 @@ export const makeWithClient = (
  */
 export const make = (options: Options = {}): Effect.Effect<SessionStore.SessionStore, SessionStoreError, Scope.Scope> =>
   Effect.flatMap(
-    InternalRedis.acquireClient(
-      options.client,
-      options.url === undefined
-        ? undefined
-        : Redacted.isRedacted(options.url)
-        ? Redacted.value(options.url)
-        : options.url
-    ),
+    InternalRedis.acquireClient(options.client, options.url),
     (client) => makeWithClient(client, options)
   )
 

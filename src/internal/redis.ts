@@ -1,5 +1,6 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Redacted from "effect/Redacted"
 import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import type { ClusterOptions, RedisOptions } from "ioredis"
@@ -58,13 +59,15 @@ export const clientKeyPrefix = (client: Client): string =>
  */
 export const acquireClient = (
   input: ClientInput | undefined,
-  url: string | undefined
+  url: string | Redacted.Redacted<string> | undefined
 ): Effect.Effect<Client, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.sync((): Client => {
       if (typeof input === "function") return input()
       const options = { ...failFastOptions, lazyConnect: true, ...input }
-      return url === undefined ? new Redis(options) : new Redis(url, options)
+      return url === undefined
+        ? new Redis(options)
+        : new Redis(Redacted.isRedacted(url) ? Redacted.value(url) : url, options)
     }),
     (client) =>
       Effect.promise(() => client.quit().then(() => undefined, () => client.disconnect())).pipe(
