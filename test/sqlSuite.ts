@@ -1,0 +1,443 @@
+/**
+ * The SQL store's own suite: the cases every SQL dialect shares (table options, sweep batches,
+ * paging, update semantics, timeouts, outages), written once and called from each dialect's test
+ * file with what differs (its layer, catalog queries, server name). It also runs the store
+ * conformance suite on the dialect. Cases only one database has stay in that database's file.
+ */
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as Cookies from "@effect/platform/Cookies"
+import * as HttpClient from "@effect/platform/HttpClient"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as SqlClient from "@effect/sql/SqlClient"
+import type * as SqlError from "@effect/sql/SqlError"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as TestClock from "effect/TestClock"
+import * as Tracer from "effect/Tracer"
+import { Session } from "../src/Session.js"
+import * as SessionManager from "../src/SessionManager.js"
+import * as SessionMiddleware from "../src/SessionMiddleware.js"
+import { SessionStore } from "../src/SessionStore.js"
+import type { SessionStoreError } from "../src/SessionStore.js"
+import type * as SqlStore from "../src/SessionStore/Sql.js"
+import { requireBackend, START, storeConformance } from "./conformance.js"
+import { isReachable, service } from "./services.js"
+
+/** The table the conformance suite and the cases without a table of their own use. */
+export const TABLE = "sessions_conformance"
+
+/** Every table the suite writes: dropped before the file runs, so each run starts clean. */
+const OWN_TABLES = [
+  TABLE,
+  "custom_named_sessions",
+  "qualified_sessions",
+  "app_owned_sessions",
+  "never_created_sessions",
+  "sweep_batches",
+  "paging_sessions"
+]
+
+/** A store layer as the dialect's `layer` returns it. */
+export type StoreLayer = Layer.Layer<SessionStore, SessionStoreError | SessionManager.SessionConfigError>
+
+/** Runs `f` on the suite's admin client (a separate pool that reads past the store's expiry checks). */
+export type AdminSql = <A, E>(f: (sql: SqlClient.SqlClient) => Effect.Effect<A, E>) => Effect.Effect<A>
+
+/** What a dialect's test file tells the suite. */
+export interface SqlDialectUnderTest {
+  /** The describe name of the SQL cases, e.g. `SqlStore on PostgreSQL`. */
+  readonly name: string
+  /** The name of the conformance run, e.g. `postgres`. */
+  readonly conformanceName: string
+  /** The dialect's store layer on the test database, with these store options. */
+  readonly layer: (options: SqlStore.Options) => StoreLayer
+  /** A client on the same database, for the tests' own reads and writes past the store. */
+  readonly admin: Layer.Layer<SqlClient.SqlClient, unknown>
+  /** The schema a qualified table name uses (`public`, the MySQL database, `main`). */
+  readonly schema: string
+  /** The names of the indexes on `table`'s `expiry` column, from the catalog. */
+  readonly expiryIndexes: (
+    sql: SqlClient.SqlClient,
+    table: string
+  ) => Effect.Effect<ReadonlyArray<string>, SqlError.SqlError>
+  /** Whether `table` exists, from the catalog. */
+  readonly tableExists: (sql: SqlClient.SqlClient, table: string) => Effect.Effect<boolean, SqlError.SqlError>
+  /** Creates `table` the way an application would, in the documented shape, for `createTable: false`. */
+  readonly createApplicationTable: (
+    sql: SqlClient.SqlClient,
+    table: string
+  ) => Effect.Effect<unknown, SqlError.SqlError>
+  /** A layer whose database cannot be reached at start, and why (shown in the test name). */
+  readonly unreachable: { readonly why: string; readonly layer: StoreLayer }
+  /**
+   * The client configurations the identical-update case runs under, labelled in the test name
+   * (default: the dialect's `layer`, unlabelled).
+   */
+  readonly updateVariants?: ReadonlyArray<
+    { readonly label: string; readonly layer: (options: SqlStore.Options) => StoreLayer }
+  >
+  /** The database has row locks (`SELECT … FOR UPDATE`): runs the store-timeout case. */
+  readonly rowLocks: boolean
+  /**
+   * The server, by its `scripts/services/<name>.sh`: runs the outage case. `inFlight` starts a
+   * call that is in flight when the server stops; it must then fail with `Unavailable`.
+   */
+  readonly outage?: {
+    readonly service: string
+    readonly inFlight?: (
+      store: SessionStore,
+      tools: SqlSuiteTools
+    ) => Effect.Effect<Fiber.Fiber<unknown, SessionStoreError>, unknown, Scope.Scope>
+  }
+  /** Skip everything with this reason (only when the server is missing locally; never in CI). */
+  readonly skip?: string | undefined
+}
+
+/** What the suite hands back for the dialect's own cases. */
+export interface SqlSuiteTools {
+  /** A store on `TABLE` without a sweep fiber, built in the test's scope; `options` override. */
+  readonly store: (
+    options?: SqlStore.Options,
+    layer?: (options: SqlStore.Options) => StoreLayer
+  ) => Effect.Effect<SqlStore.SqlStore, SessionStoreError | SessionManager.SessionConfigError, Scope.Scope>
+  readonly adminSql: AdminSql
+  /** How many rows `table` physically holds for `keys`, expired ones included. */
+  readonly countRows: (table: string, keys: ReadonlyArray<string>) => Effect.Effect<number>
+  /**
+   * Locks the row of `key` in `table` from another connection (`BEGIN; SELECT … FOR UPDATE`),
+   * and returns the effect that releases it (`ROLLBACK`). The connection lives as long as the scope.
+   */
+  readonly holdRowLock: (
+    table: string,
+    key: string
+  ) => Effect.Effect<Effect.Effect<void, unknown>, unknown, Scope.Scope>
+}
+
+/**
+ * The skip reason for a database server's suites: undefined when it accepts connections; locally
+ * a reason to skip, in CI (`CI=true`) a failure.
+ */
+export const requireServer = async (
+  name: string,
+  server: { readonly host: string; readonly port: number }
+): Promise<string | undefined> =>
+  requireBackend(
+    name,
+    await isReachable(server.host, server.port),
+    `start it with \`bash scripts/start-services.sh\` (expects ${server.host}:${server.port})`
+  )
+
+/** A valid 43-character store key, unique per call, starting with `label`. */
+export const key = (label: string): string =>
+  `${label}_${Math.random().toString(36).slice(2)}`.padEnd(43, "x").slice(0, 43)
+
+/** Records the text of every SQL statement the effect runs (from @effect/sql's spans). */
+export const recordingStatements = <A, E, R>(
+  effect: Effect.Effect<A, E, R>
+): Effect.Effect<{ readonly result: A; readonly statements: ReadonlyArray<string> }, E, R> =>
+  Effect.gen(function*() {
+    const base = yield* Effect.tracer
+    const statements: Array<string> = []
+    const tracer = Tracer.make({
+      span: (...args) => {
+        const span = base.span(...args)
+        const attribute = span.attribute.bind(span)
+        span.attribute = (name, value) => {
+          if (name === "db.query.text") statements.push(String(value))
+          attribute(name, value)
+        }
+        return span
+      },
+      context: (f, fiber) => base.context(f, fiber)
+    })
+    const result = yield* Effect.withTracer(effect, tracer)
+    return { result, statements }
+  })
+
+/** Builds a store layer in the current scope and returns its store. */
+export const buildStore = (
+  layer: StoreLayer
+): Effect.Effect<SqlStore.SqlStore, SessionStoreError | SessionManager.SessionConfigError, Scope.Scope> =>
+  Effect.map(Layer.build(layer), (context) => Context.get(context, SessionStore) as SqlStore.SqlStore)
+
+const statementsStartingWith = (statements: ReadonlyArray<string>, verb: string) =>
+  statements.filter((statement) => statement.trimStart().startsWith(verb))
+
+/**
+ * Runs the conformance suite and the shared SQL cases on one dialect; returns the tools for the
+ * dialect's own cases (written in its file, under the same describe name).
+ */
+export const sqlStoreSuite = (dialect: SqlDialectUnderTest): SqlSuiteTools => {
+  const { skip } = dialect
+  const admin = ManagedRuntime.make(dialect.admin)
+  const adminSql: AdminSql = (f) => Effect.promise(() => admin.runPromise(Effect.flatMap(SqlClient.SqlClient, f)))
+  if (skip === undefined) {
+    beforeAll(() =>
+      admin.runPromise(
+        Effect.flatMap(SqlClient.SqlClient, (sql) =>
+          Effect.forEach(OWN_TABLES, (table) => sql`DROP TABLE IF EXISTS ${sql(table)}`, { discard: true }))
+      )
+    )
+  }
+  afterAll(() => admin.dispose())
+
+  const countRows = (table: string, keys: ReadonlyArray<string>) =>
+    adminSql((sql) => sql<{ n: unknown }>`SELECT COUNT(*) AS n FROM ${sql(table)} WHERE ${sql.in("token", keys)}`).pipe(
+      Effect.map((rows) => Number(rows[0].n))
+    )
+  const countAll = (table: string) =>
+    adminSql((sql) => sql<{ n: unknown }>`SELECT COUNT(*) AS n FROM ${sql(table)}`).pipe(
+      Effect.map((rows) => Number(rows[0].n))
+    )
+  const expiryIndexes = (table: string) => adminSql((sql) => dialect.expiryIndexes(sql, table))
+
+  const store: SqlSuiteTools["store"] = (options = {}, layer = dialect.layer) =>
+    buildStore(layer({ table: TABLE, cleanupInterval: 0, ...options }))
+
+  const holdRowLock: SqlSuiteTools["holdRowLock"] = (table, k) =>
+    Effect.gen(function*() {
+      const sql = Context.get(yield* Layer.build(dialect.admin), SqlClient.SqlClient)
+      const connection = yield* sql.reserve
+      yield* connection.executeRaw("BEGIN", [])
+      const [text, params] = sql`SELECT * FROM ${sql(table)} WHERE token = ${k} FOR UPDATE`.compile()
+      yield* connection.executeRaw(text, params)
+      return Effect.asVoid(connection.executeRaw("ROLLBACK", []))
+    })
+
+  const tools: SqlSuiteTools = { store, adminSql, countRows, holdRowLock }
+
+  storeConformance({
+    name: dialect.conformanceName,
+    layer: dialect.layer({ table: TABLE, cleanupInterval: "1 minute" }),
+    enumerable: true,
+    sweep: { interval: "1 minute", physicalCount: (keys) => countRows(TABLE, keys) },
+    skip
+  })
+
+  describe.skipIf(skip !== undefined)(dialect.name, () => {
+    it.scoped("the table option names the table the store creates and uses", () =>
+      Effect.gen(function*() {
+        yield* TestClock.setTime(START)
+        const named = yield* store({ table: "custom_named_sessions" })
+        const k = key("named")
+        yield* named.commit(k, "here", START + 60_000, "create")
+        expect(yield* countRows("custom_named_sessions", [k])).toBe(1)
+        expect(yield* named.find(k)).toEqual(Option.some("here"))
+        expect(yield* expiryIndexes("custom_named_sessions")).toEqual(["custom_named_sessions_expiry_idx"])
+      }))
+
+    it.scoped(`a schema-qualified table name works (${dialect.schema}.qualified_sessions)`, () =>
+      Effect.gen(function*() {
+        yield* TestClock.setTime(START)
+        // Created through the qualified name, read back through the plain one: the same table.
+        const qualified = yield* store({ table: `${dialect.schema}.qualified_sessions` })
+        const k = key("qualified")
+        yield* qualified.commit(k, "q", START + 60_000, "create")
+        expect(yield* countRows("qualified_sessions", [k])).toBe(1)
+        expect(yield* qualified.find(k)).toEqual(Option.some("q"))
+        expect(yield* expiryIndexes("qualified_sessions")).toEqual(["qualified_sessions_expiry_idx"])
+      }))
+
+    it.scoped("instances starting together create the table once without failing", () =>
+      Effect.gen(function*() {
+        yield* adminSql((sql) => sql`DROP TABLE IF EXISTS custom_named_sessions`)
+        const stores = yield* Effect.all(Array.from({ length: 4 }, () => store({ table: "custom_named_sessions" })), {
+          concurrency: "unbounded"
+        })
+        expect(stores).toHaveLength(4)
+        expect(yield* adminSql((sql) => dialect.tableExists(sql, "custom_named_sessions"))).toBe(true)
+      }))
+
+    it.scoped("a table name that is not an identifier is refused", () =>
+      Effect.gen(function*() {
+        for (const table of ["sessions; DROP TABLE x", "a.b.c", "1abc", "", "x".repeat(53), "sess\"ions"]) {
+          const error = yield* Effect.flip(store({ table }))
+          expect(error._tag).toBe("SessionConfigError")
+        }
+      }))
+
+    it.scoped("createTable: false uses a table the application created, and creates none", () =>
+      Effect.gen(function*() {
+        yield* TestClock.setTime(START)
+        yield* adminSql((sql) => dialect.createApplicationTable(sql, "app_owned_sessions"))
+        const owned = yield* store({ table: "app_owned_sessions", createTable: false })
+        const k = key("owned")
+        expect(yield* owned.commit(k, "mine", START + 60_000, "create")).toBe("written")
+        expect(yield* owned.find(k)).toEqual(Option.some("mine"))
+        expect(yield* owned.commit(k, "mine too", START + 60_000, "update")).toBe("written")
+        expect(yield* owned.find(k)).toEqual(Option.some("mine too"))
+        expect(yield* countRows("app_owned_sessions", [k])).toBe(1)
+
+        const missing = yield* store({ table: "never_created_sessions", createTable: false })
+        const error = yield* Effect.flip(missing.find(key("missing")))
+        expect(error._tag).toBe("SessionStoreError")
+        expect(error.operation).toBe("find")
+        expect(error.reason).toBe("Unknown")
+        expect(yield* adminSql((sql) => dialect.tableExists(sql, "never_created_sessions"))).toBe(false)
+      }))
+
+    // An update that changes nothing must still be "written", and a missing or expired row "gone".
+    for (const variant of dialect.updateVariants ?? [{ label: undefined, layer: dialect.layer }]) {
+      const label = variant.label === undefined ? "" : ` (${variant.label})`
+      it.scoped(`an update that writes identical data and expiry is written, not gone${label}`, () =>
+        Effect.gen(function*() {
+          yield* TestClock.setTime(START)
+          const s = yield* store({}, variant.layer)
+          const k = key("same")
+          yield* s.commit(k, "same", START + 60_000, "create")
+          expect(yield* s.commit(k, "same", START + 60_000, "update")).toBe("written")
+          expect(yield* s.find(k)).toEqual(Option.some("same"))
+          expect(yield* s.commit(k, "other", START + 60_000, "update")).toBe("written")
+          expect(yield* s.find(k)).toEqual(Option.some("other"))
+          yield* s.delete(k)
+          expect(yield* s.commit(k, "other", START + 60_000, "update")).toBe("gone")
+          yield* s.commit(k, "dying", START + 1000, "create")
+          yield* TestClock.adjust("1 second")
+          expect(yield* s.commit(k, "dying", START + 1000, "update")).toBe("gone")
+          expect(yield* s.find(k)).toEqual(Option.none())
+        }))
+    }
+
+    it.scoped("keys that are not base64url are never found and never written", () =>
+      Effect.gen(function*() {
+        yield* TestClock.setTime(START)
+        const s = yield* store()
+        expect(yield* s.find("not a key")).toEqual(Option.none())
+        expect(yield* s.commit("é", "x", START + 60_000, "update")).toBe("gone")
+        const error = yield* Effect.flip(s.commit("x".repeat(129), "x", START + 60_000, "create"))
+        expect(error.operation).toBe("commit")
+        yield* s.delete("not a key")
+      }))
+
+    it.scoped("the sweep deletes 2,500 expired rows in batches of 1,000 and keeps live rows", () =>
+      Effect.gen(function*() {
+        yield* TestClock.setTime(START)
+        const table = "sweep_batches"
+        const s = yield* store({ table, sweepBatchSize: 1000 })
+        const expired = Array.from({ length: 2500 }, (_, i) => ({ token: `expired${i}`, data: "d", expiry: START - 1 }))
+        const live = Array.from({ length: 10 }, (_, i) => ({ token: `live${i}`, data: "l", expiry: START + 60_000 }))
+        yield* adminSql((sql) => sql`INSERT INTO ${sql(table)} ${sql.insert([...expired, ...live])}`)
+        const { result, statements } = yield* recordingStatements(s.sweep)
+        expect(result).toBe(2500)
+        expect(statementsStartingWith(statements, "DELETE")).toHaveLength(3)
+        expect(yield* countAll(table)).toBe(10)
+        expect(yield* countRows(table, live.map((row) => row.token))).toBe(10)
+        expect(yield* s.sweep).toBe(0)
+      }))
+
+    it.scoped("all pages through the table by token, one bounded query per page, live rows only", () =>
+      Effect.gen(function*() {
+        yield* TestClock.setTime(START)
+        yield* adminSql((sql) => sql`DROP TABLE IF EXISTS paging_sessions`)
+        const s = yield* store({ table: "paging_sessions", pageSize: 7 })
+        const keys = Array.from({ length: 30 }, (_, i) => key(`page${String(i).padStart(2, "0")}`))
+        for (const k of keys) yield* s.commit(k, `v:${k}`, START + 60_000, "create")
+        yield* s.commit(key("expired"), "expired", START - 1, "create")
+        const { result, statements } = yield* recordingStatements(Stream.runCollect(s.all!))
+        const all = Chunk.toReadonlyArray(result)
+        expect(all.map((entry) => entry.key)).toEqual([...keys].sort())
+        expect(all.every((entry) => entry.data === `v:${entry.key}` && entry.expiresAt === START + 60_000)).toBe(true)
+        // 30 live rows in pages of 7: four full pages and a short one that ends the stream.
+        expect(statementsStartingWith(statements, "SELECT")).toHaveLength(5)
+      }))
+
+    it.scopedLive(`a database that cannot be reached at start fails the layer with Unavailable (${dialect.unreachable.why})`, () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(Layer.build(dialect.unreachable.layer))
+        expect(error._tag).toBe("SessionStoreError")
+        if (error._tag === "SessionStoreError") {
+          expect(error.operation).toBe("open")
+          expect(error.reason).toBe("Unavailable")
+        }
+      }))
+
+    if (dialect.rowLocks) {
+      it.scopedLive("a call stuck behind a lock fails with a Timeout store error (the store's timeout)", () =>
+        Effect.gen(function*() {
+          const s = yield* store({ timeout: "300 millis" })
+          const now = Date.now()
+          const k = key("locked")
+          yield* s.commit(k, "x", now + 60_000, "create")
+          const release = yield* holdRowLock(TABLE, k)
+          const error = yield* Effect.flip(s.commit(k, "y", now + 60_000, "update"))
+          expect(error.reason).toBe("Timeout")
+          expect(error.operation).toBe("commit")
+          yield* release
+          expect(yield* s.commit(k, "y", now + 60_000, "update")).toBe("written")
+        }))
+    }
+
+    const outage = dialect.outage
+    if (outage !== undefined) {
+      it.scopedLive(
+        "outage: calls fail with Unavailable, requests get the error response, and the store recovers",
+        () =>
+          Effect.gen(function*() {
+            const router = HttpRouter.empty.pipe(
+              HttpRouter.get(
+                "/visit",
+                Effect.gen(function*() {
+                  const session = yield* Session
+                  const visits = (yield* session.getInt("visits")) + 1
+                  yield* session.put("visits", visits)
+                  return HttpServerResponse.text(String(visits))
+                })
+              )
+            )
+            const AppLive = HttpServer.serve(SessionMiddleware.loadAndSave(router)).pipe(
+              Layer.provide(SessionManager.layer()),
+              Layer.provideMerge(dialect.layer({ table: TABLE })),
+              Layer.provideMerge(NodeHttpServer.layerTest)
+            )
+            const context = yield* Layer.build(AppLive)
+            const s = Context.get(context, SessionStore)
+            const jar = yield* Ref.make(Cookies.empty)
+            const http = HttpClient.withCookiesRef(Context.get(context, HttpClient.HttpClient), jar)
+            const visit = http.get("/visit").pipe(
+              Effect.flatMap((response) => Effect.map(response.text, (text) => ({ status: response.status, text }))),
+              Effect.scoped
+            )
+            expect(yield* visit).toEqual({ status: 200, text: "1" })
+
+            const inFlight = outage.inFlight === undefined ? undefined : yield* outage.inFlight(s, tools)
+
+            // Whatever happens below, the server is running again afterwards.
+            yield* Effect.addFinalizer(() => Effect.sync(() => service(outage.service, "start")))
+            service(outage.service, "stop")
+
+            if (inFlight !== undefined) {
+              const lost = yield* Effect.flip(Fiber.join(inFlight))
+              expect(lost._tag).toBe("SessionStoreError")
+              expect(lost.reason).toBe("Unavailable")
+            }
+            const error = yield* Effect.flip(s.find(key("outage")))
+            expect(error._tag).toBe("SessionStoreError")
+            expect(error.reason).toBe("Unavailable")
+            expect(error.operation).toBe("find")
+            const during = yield* visit
+            expect(during.status).toBe(500)
+
+            service(outage.service, "start")
+
+            // The same layer, not rebuilt: the pool reconnects and the session survived the outage.
+            expect(yield* s.find(key("after"))).toEqual(Option.none())
+            expect(yield* visit).toEqual({ status: 200, text: "2" })
+          }),
+        120_000
+      )
+    }
+  })
+
+  return tools
+}
