@@ -1,4 +1,5 @@
 # Shared by the service scripts: where server data lives, and package installation.
+export PATH="$PATH:/usr/sbin:/sbin"
 SERVICES_DIR="${EFFECT_SESSION_SERVICES_DIR:-/tmp/effect-session-services}"
 mkdir -p "$SERVICES_DIR"
 
