@@ -101,16 +101,7 @@ export const make = (
         )
         yield* Effect.uninterruptibleMask((restore) =>
           restore(
-            pollUntil(take, {
-              deadline,
-              initialDelayMillis,
-              maxDelayMillis,
-              onTimeout: () =>
-                new SessionLock.SessionLockError({
-                  reason: "Timeout",
-                  detail: `waited ${Duration.format(Duration.millis(timeout))}`
-                })
-            })
+            pollUntil(take, { deadline, timeoutMillis: timeout, initialDelayMillis, maxDelayMillis })
           ).pipe(
             // Added after the reservation's finalizer, so it runs first: unlock, then give the connection back.
             Effect.zipRight(Effect.addFinalizer(() => unlock))

@@ -157,16 +157,7 @@ export const makeWithClient = (
         )
         yield* Effect.uninterruptibleMask((restore) =>
           restore(
-            pollUntil(take, {
-              deadline,
-              initialDelayMillis,
-              maxDelayMillis,
-              onTimeout: () =>
-                new SessionLock.SessionLockError({
-                  reason: "Timeout",
-                  detail: `waited ${Duration.format(Duration.millis(timeout))}`
-                })
-            })
+            pollUntil(take, { deadline, timeoutMillis: timeout, initialDelayMillis, maxDelayMillis })
           ).pipe(
             // A SET whose reply was lost (timeout, dropped connection) may still have taken it.
             Effect.onError(() => release(lockKey, owner)),
