@@ -192,7 +192,9 @@ export interface SessionManager {
    * `SessionStoreError` (reason `Unsupported`) when the store cannot enumerate. With
    * `hashTokenInStore` the sessions have no `token` (the raw token cannot be recovered).
    */
-  readonly iterate: <E, R>(f: (session: Session) => Effect.Effect<void, E, R>) => Effect.Effect<void, E | SessionError, R>
+  readonly iterate: <E, R>(
+    f: (session: Session) => Effect.Effect<void, E, R>
+  ) => Effect.Effect<void, E | SessionError, R>
 }
 
 /**
@@ -209,7 +211,10 @@ export const SessionManager: Context.Tag<SessionManager, SessionManager> = Conte
 const defaultErrorHandler: ErrorHandler = () =>
   Effect.succeed(HttpServerResponse.text("Internal Server Error", { status: 500 }))
 
-const positiveDuration = (name: string, input: Duration.DurationInput): Either.Either<Duration.Duration, SessionConfigError> => {
+const positiveDuration = (
+  name: string,
+  input: Duration.DurationInput
+): Either.Either<Duration.Duration, SessionConfigError> => {
   const decoded = Duration.decodeUnknown(input)
   if (Option.isNone(decoded)) {
     return Either.left(new SessionConfigError({ reason: `${name} is not a duration: ${String(input)}` }))
@@ -235,7 +240,9 @@ export const resolveOptions = (options: Options = {}): Either.Either<ResolvedOpt
     const lifetime = yield* positiveDuration("lifetime", options.lifetime ?? "24 hours")
     const idleInput = options.idleTimeout
     if (typeof idleInput === "number" && idleInput < 0) {
-      return yield* Either.left(new SessionConfigError({ reason: "idleTimeout must be a positive duration, or 0 for none" }))
+      return yield* Either.left(
+        new SessionConfigError({ reason: "idleTimeout must be a positive duration, or 0 for none" })
+      )
     }
     const idleTimeout = idleInput === undefined || (Duration.decodeUnknown(idleInput).pipe(
         Option.map(Duration.toMillis),
@@ -298,12 +305,73 @@ export const make = (options?: Options): Effect.Effect<SessionManager, SessionCo
     return makeWith(resolved, store)
   })
 
+const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/**
+ * The default JSON codec without the Schema machinery on the hot path: a payload of the exact
+ * expected shape decodes to the same record the Schema would give; anything else (invalid JSON,
+ * a wrong shape, a `__proto__` key) goes through the Schema decoder, so its errors are unchanged.
+ */
+const fastJsonDecode = (
+  slow: (u: unknown) => Either.Either<SessionCodec.SessionRecord, ParseResult.ParseIssue>
+) =>
+(u: unknown): Either.Either<SessionCodec.SessionRecord, ParseResult.ParseIssue> => {
+  if (typeof u !== "string") return slow(u)
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(u)
+  } catch {
+    return slow(u)
+  }
+  if (!isObject(parsed)) return slow(u)
+  const { committedAt, deadline, rememberMe, values } = parsed
+  if (
+    typeof deadline !== "number" || typeof committedAt !== "number" ||
+    (rememberMe !== undefined && typeof rememberMe !== "boolean") ||
+    !isObject(values) || Object.hasOwn(values, "__proto__")
+  ) {
+    return slow(u)
+  }
+  return Either.right(
+    rememberMe === undefined ? { deadline, committedAt, values } : { deadline, committedAt, rememberMe, values }
+  )
+}
+
+/**
+ * The default JSON codec's encoder as `JSON.stringify` of the record in the Schema's key order
+ * (the same text); a value `JSON.stringify` rejects goes through the Schema encoder for its error.
+ */
+const fastJsonEncode = (
+  slow: (a: SessionCodec.SessionRecord) => Either.Either<string, ParseResult.ParseIssue>
+) =>
+(record: SessionCodec.SessionRecord): Either.Either<string, ParseResult.ParseIssue> => {
+  try {
+    return Either.right(JSON.stringify(
+      record.rememberMe === undefined
+        ? { deadline: record.deadline, committedAt: record.committedAt, values: record.values }
+        : {
+          deadline: record.deadline,
+          committedAt: record.committedAt,
+          rememberMe: record.rememberMe,
+          values: record.values
+        }
+    ))
+  } catch {
+    return slow(record)
+  }
+}
+
 const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager => {
   const lifetimeMillis = Duration.toMillis(options.lifetime)
   const idleMillis = Option.match(options.idleTimeout, { onNone: () => 0, onSome: Duration.toMillis })
   const storeKeyOf = options.hashTokenInStore ? Token.hash : (token: string) => token
-  const decodeRecord = ParseResult.decodeUnknownEither(options.codec)
-  const encodeRecord = ParseResult.encodeEither(options.codec)
+  const isJson = options.codec === SessionCodec.json
+  const decodeRecord = isJson
+    ? fastJsonDecode(ParseResult.decodeUnknownEither(options.codec))
+    : ParseResult.decodeUnknownEither(options.codec)
+  const encodeRecord = isJson
+    ? fastJsonEncode(ParseResult.encodeEither(options.codec))
+    : ParseResult.encodeEither(options.codec)
 
   /** A decoded record, or none when it is expired by its own deadline or idle window. */
   const liveRecord = (now: number, record: SessionCodec.SessionRecord): boolean =>
@@ -320,7 +388,10 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
       if (Either.isRight(decoded)) {
         return Effect.succeed(liveRecord(now, decoded.right) ? Option.some(decoded.right) : Option.none())
       }
-      const error = new SessionCodecError({ reason: "Decode", cause: new ParseResult.ParseError({ issue: decoded.left }) })
+      const error = new SessionCodecError({
+        reason: "Decode",
+        cause: new ParseResult.ParseError({ issue: decoded.left })
+      })
       if (options.onDecodeError === "fail") return Effect.fail(error)
       return Effect.logWarning("effect-session: a stored session no longer decodes; starting a fresh one", error).pipe(
         Effect.zipRight(store.delete(key)),
@@ -368,28 +439,34 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
 
   const fresh = (now: number): Session => InternalSession.make(InternalSession.freshState(now, lifetimeMillis), context)
 
+  // Written without Effect.gen: this runs on every request, and each step of an Effect costs.
   const load: SessionManager["load"] = (input) =>
-    Effect.gen(function*() {
-      const now = yield* Clock.currentTimeMillis
+    Effect.clockWith((clock) => {
+      const now = clock.unsafeCurrentTimeMillis()
       const token = Option.isOption(input) ? Option.getOrUndefined(input) : input
-      if (token === undefined || !Token.isWellFormed(token)) return fresh(now)
+      if (token === undefined || !Token.isWellFormed(token)) return Effect.succeed(fresh(now))
       const key = storeKeyOf(token)
-      const record = yield* findDecoded(key, now)
-      return Option.match(record, {
-        onNone: () => fresh(now),
-        onSome: (record) => fromRecord(token, key, record, now)
-      })
+      return Effect.map(
+        findDecoded(key, now),
+        (record) => Option.isNone(record) ? fresh(now) : fromRecord(token, key, record.value, now)
+      )
     })
 
   const commit: SessionManager["commit"] = (session) =>
-    Effect.gen(function*() {
+    Effect.suspend(() => {
       const state = InternalSession.stateOf(session)
-      if (state.status === "Destroyed") return CommitOutcome.Destroyed()
-      if (state.status === "Unmodified" && !state.touch) return CommitOutcome.Unchanged()
-      const now = yield* Clock.currentTimeMillis
+      if (state.status === "Destroyed") return Effect.succeed(CommitOutcome.Destroyed())
+      if (state.status === "Unmodified" && !state.touch) return Effect.succeed(CommitOutcome.Unchanged())
+      return write(state)
+    })
+
+  const write = (state: InternalSession.SessionState): Effect.Effect<CommitOutcome, SessionError> =>
+    Effect.clockWith((clock): Effect.Effect<CommitOutcome, SessionError> => {
+      const now = clock.unsafeCurrentTimeMillis()
       if (state.token === undefined) state.token = Token.generate()
+      const token = state.token
       const updating = state.storeKey !== undefined
-      const key = state.storeKey ?? storeKeyOf(state.token)
+      const key = state.storeKey ?? storeKeyOf(token)
       const expiresAt = idleMillis > 0 ? Math.min(state.deadline, now + idleMillis) : state.deadline
       const record: SessionCodec.SessionRecord = {
         deadline: state.deadline,
@@ -399,21 +476,29 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
       }
       const encoded = encodeRecord(record)
       if (Either.isLeft(encoded)) {
-        return yield* new SessionCodecError({ reason: "Encode", cause: new ParseResult.ParseError({ issue: encoded.left }) })
+        return Effect.fail(
+          new SessionCodecError({ reason: "Encode", cause: new ParseResult.ParseError({ issue: encoded.left }) })
+        )
       }
-      const result = yield* store.commit(key, encoded.right, expiresAt, updating ? "update" : "create")
-      if (result === "gone") {
-        yield* Effect.logDebug("effect-session: the session was destroyed or renewed meanwhile; write dropped")
-        return CommitOutcome.Gone()
-      }
-      state.storeKey = key
-      state.committedAt = now
-      state.touch = false
-      return CommitOutcome.Written({
-        token: Redacted.make(state.token),
-        expiresAt,
-        persistent: options.cookie.persist || state.rememberMe === true
-      })
+      return Effect.flatMap(
+        store.commit(key, encoded.right, expiresAt, updating ? "update" : "create"),
+        (result): Effect.Effect<CommitOutcome> => {
+          if (result === "gone") {
+            return Effect.as(
+              Effect.logDebug("effect-session: the session was destroyed or renewed meanwhile; write dropped"),
+              CommitOutcome.Gone()
+            )
+          }
+          state.storeKey = key
+          state.committedAt = now
+          state.touch = false
+          return Effect.succeed(CommitOutcome.Written({
+            token: Redacted.make(state.token ?? token),
+            expiresAt,
+            persistent: options.cookie.persist || state.rememberMe === true
+          }))
+        }
+      )
     })
 
   const iterate: SessionManager["iterate"] = (f) =>

@@ -44,6 +44,16 @@ class Entry {
   constructor(readonly data: string, readonly expiresAt: number) {}
 }
 
+// Entries are spread over many small maps rather than one big one: a JavaScript Map rehashes
+// all of its entries at once when it grows or shrinks, which at a million sessions blocks the
+// event loop for tens of milliseconds (during a request's insert or the sweep's deletes); a
+// shard rehashes only its own share. Power of two, so a shard is picked with a mask.
+const SHARDS = 64
+
+// Tokens and their hashes are random base64url, so their first two characters spread them
+// evenly; any other string still lands in some shard (NaN & mask is 0).
+const shardIndex = (key: string): number => (key.charCodeAt(0) * 31 + key.charCodeAt(1)) & (SHARDS - 1)
+
 /**
  * Makes a memory store whose sweep fiber lives as long as the scope.
  *
@@ -52,7 +62,11 @@ class Entry {
  */
 export const make = (options: Options = {}): Effect.Effect<MemoryStore, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const entries = new Map<string, Entry>()
+    const shards: ReadonlyArray<Map<string, Entry>> = Array.from({ length: SHARDS }, () => new Map<string, Entry>())
+    const shardOf = (key: string): Map<string, Entry> => shards[shardIndex(key)]
+    const allEntries = function*(): Generator<[string, Entry]> {
+      for (const shard of shards) yield* shard
+    }
     const batchSize = Math.max(1, options.sweepBatchSize ?? 10_000)
     const interval = Duration.decode(options.cleanupInterval ?? "1 minute")
 
@@ -60,13 +74,17 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, never, S
       const now = yield* Clock.currentTimeMillis
       let deleted = 0
       let examined = 0
-      // Map iterators tolerate deletion and insertion while iterating.
-      for (const [key, entry] of entries) {
-        if (entry.expiresAt <= now) {
-          entries.delete(key)
-          deleted++
+      // Map iterators tolerate deletion and insertion while iterating. Iterating keys, not
+      // [key, entry] pairs, allocates nothing per entry (less garbage-collector work mid-sweep).
+      for (const shard of shards) {
+        for (const key of shard.keys()) {
+          const entry = shard.get(key)
+          if (entry !== undefined && entry.expiresAt <= now) {
+            shard.delete(key)
+            deleted++
+          }
+          if (++examined % batchSize === 0) yield* yieldToEventLoop
         }
-        if (++examined % batchSize === 0) yield* yieldToEventLoop
       }
       return deleted
     })
@@ -76,30 +94,44 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, never, S
     }
 
     const store: MemoryStore = {
+      // `clockWith` + `unsafeCurrentTimeMillis`: the Clock service's time in one step (hot path).
       find: (key) =>
-        Effect.map(Clock.currentTimeMillis, (now) => {
-          const entry = entries.get(key)
-          return entry === undefined || entry.expiresAt <= now ? Option.none() : Option.some(entry.data)
+        Effect.clockWith((clock) => {
+          const entry = shardOf(key).get(key)
+          return Effect.succeed(
+            entry === undefined || entry.expiresAt <= clock.unsafeCurrentTimeMillis()
+              ? Option.none()
+              : Option.some(entry.data)
+          )
         }),
       commit: (key, data, expiresAt, mode) =>
-        Effect.map(Clock.currentTimeMillis, (now) => {
+        Effect.clockWith((clock) => {
+          const shard = shardOf(key)
           if (mode === "update") {
-            const current = entries.get(key)
-            if (current === undefined || current.expiresAt <= now) return "gone"
+            const current = shard.get(key)
+            if (current === undefined || current.expiresAt <= clock.unsafeCurrentTimeMillis()) {
+              return Effect.succeed("gone" as const)
+            }
           }
-          entries.set(key, new Entry(data, expiresAt))
-          return "written"
+          shard.set(key, new Entry(data, expiresAt))
+          return Effect.succeed("written" as const)
         }),
       delete: (key) =>
         Effect.sync(() => {
-          entries.delete(key)
+          shardOf(key).delete(key)
         }),
       all: Stream.unwrap(Effect.map(Clock.currentTimeMillis, (now) =>
-        Stream.fromIterable(entries).pipe(
+        Stream.fromIterable({ [Symbol.iterator]: allEntries }).pipe(
           Stream.filter(([, entry]) => entry.expiresAt > now),
           Stream.map(([key, entry]) => ({ key, data: entry.data, expiresAt: entry.expiresAt }))
         ))),
-      size: Effect.sync(() => entries.size),
+      size: Effect.sync(() => {
+        let size = 0
+        for (const shard of shards) {
+          size += shard.size
+        }
+        return size
+      }),
       sweep
     }
     return store

@@ -2,8 +2,23 @@ import { createHash, randomBytes } from "node:crypto"
 
 const TOKEN_PATTERN = /^[A-Za-z0-9_-]{43}$/
 
+const TOKEN_BYTES = 32
+// One call into the CSPRNG per 128 tokens instead of one per token (as `crypto.randomUUID`
+// caches its entropy); every byte is handed out once.
+const POOL_BYTES = TOKEN_BYTES * 128
+let pool = Buffer.alloc(0)
+let offset = 0
+
 /** 32 bytes from the CSPRNG as unpadded base64url: 43 characters. */
-export const generate = (): string => randomBytes(32).toString("base64url")
+export const generate = (): string => {
+  if (offset + TOKEN_BYTES > pool.length) {
+    pool = randomBytes(POOL_BYTES)
+    offset = 0
+  }
+  const token = pool.toString("base64url", offset, offset + TOKEN_BYTES)
+  offset += TOKEN_BYTES
+  return token
+}
 
 /** Whether a client-supplied string could be one of our tokens; anything else never reaches a store. */
 export const isWellFormed = (token: string): boolean => TOKEN_PATTERN.test(token)
