@@ -9,7 +9,6 @@ import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import * as Clock from "effect/Clock"
 import type * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -154,6 +153,78 @@ const failureResponse = (
   begun._tag === "LoadFailed" ? begun.response : transport.decorate(busyResponse(begun.retryAfterSeconds))
 
 /**
+ * The pre-response handler: commits (then releases the lock, if any) and tells the client.
+ * Plain `flatMap` chains rather than `Effect.gen`: this runs on every request.
+ */
+const commitThenRespond = (
+  manager: SessionManager,
+  transport: SessionTransport.SessionTransport,
+  session: Session,
+  release: Effect.Effect<void> | undefined
+): HttpApp.PreResponseHandler =>
+(request, response) => {
+  const committed = Effect.either(manager.commit(session))
+  return Effect.flatMap(
+    release === undefined ? committed : Effect.ensuring(committed, release),
+    (result): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
+      if (Either.isLeft(result)) {
+        return Effect.zipRight(
+          Effect.logError("effect-session: could not commit the session", result.left),
+          Effect.map(manager.options.errorHandler(result.left, request), transport.decorate)
+        )
+      }
+      const outcome = result.right
+      switch (outcome._tag) {
+        case "Written":
+          return Effect.clockWith((clock) =>
+            Effect.map(
+              transport.write(response, outcome.token, {
+                expiresAt: outcome.expiresAt,
+                persistent: outcome.persistent,
+                now: clock.unsafeCurrentTimeMillis()
+              }),
+              transport.decorate
+            )
+          )
+        case "Destroyed":
+          return Effect.map(transport.clear(response), transport.decorate)
+        default:
+          return Effect.succeed(transport.decorate(response))
+      }
+    }
+  )
+}
+
+/** Loads the session and registers its commit; on a load failure, releases and answers. */
+const loadAndRegister = (
+  manager: SessionManager,
+  transport: SessionTransport.SessionTransport,
+  request: HttpServerRequest.HttpServerRequest,
+  token: Option.Option<string>,
+  release: Effect.Effect<void> | undefined,
+  releaseOnExit: Effect.Effect<void> | undefined
+): Effect.Effect<Begun> =>
+  Effect.flatMap(Effect.either(manager.load(token)), (loaded): Effect.Effect<Begun> => {
+    if (Either.isLeft(loaded)) {
+      return Effect.zipRight(
+        Effect.zipRight(
+          release ?? Effect.void,
+          Effect.logError("effect-session: could not load the session", loaded.left)
+        ),
+        Effect.map(
+          manager.options.errorHandler(loaded.left, request),
+          (response): Begun => ({ _tag: "LoadFailed", response: transport.decorate(response) })
+        )
+      )
+    }
+    const session = loaded.right
+    return Effect.as(
+      HttpApp.appendPreResponseHandler(commitThenRespond(manager, transport, session, release)),
+      { _tag: "Loaded", session, releaseOnExit } as const
+    )
+  })
+
+/**
  * Takes the lock (when there is one and the client sent a well-formed token), loads, and
  * registers commit-then-release as a pre-response handler. The lock is released exactly once
  * (closing a scope is idempotent): after the commit; or, when the pre-response handler never
@@ -165,71 +236,37 @@ const start = (
   transport: SessionTransport.SessionTransport,
   lock: ResolvedLock | undefined
 ): Effect.Effect<Begun, never, HttpServerRequest.HttpServerRequest> =>
-  Effect.gen(function*() {
-    const request = yield* HttpServerRequest.HttpServerRequest
-    const token = yield* transport.read(request)
-    let release: Effect.Effect<void> = Effect.void
-    let releaseOnExit: Effect.Effect<void> | undefined = undefined
-    if (lock !== undefined && Option.isSome(token) && Token.isWellFormed(token.value)) {
-      const key = manager.options.hashTokenInStore ? Token.hash(token.value) : token.value
-      const lockScope = yield* Scope.make()
-      release = Scope.close(lockScope, Exit.void)
-      const requestScope = yield* Effect.serviceOption(Scope.Scope)
-      if (Option.isSome(requestScope)) {
-        yield* Scope.addFinalizer(requestScope.value, release)
-      } else {
-        releaseOnExit = release
-      }
-      const locked = yield* Scope.extend(lock.lock.acquire(key, { timeout: lock.timeout }), lockScope).pipe(
-        Effect.onExit((exit) => Exit.isSuccess(exit) ? Effect.void : release),
-        Effect.either
-      )
-      if (Either.isLeft(locked)) {
-        const error = locked.left
-        yield* error.reason === "Timeout"
-          ? Effect.logWarning("effect-session: timed out waiting for the session lock", error)
-          : Effect.logError("effect-session: the session lock is unavailable", error)
-        return { _tag: "LockFailed", error, retryAfterSeconds: lock.retryAfterSeconds } as const
-      }
-    }
-    const loaded = yield* Effect.either(manager.load(token))
-    if (Either.isLeft(loaded)) {
-      yield* release
-      yield* Effect.logError("effect-session: could not load the session", loaded.left)
-      return {
-        _tag: "LoadFailed",
-        response: transport.decorate(yield* manager.options.errorHandler(loaded.left, request))
-      } as const
-    }
-    const session = loaded.right
-    yield* HttpApp.appendPreResponseHandler((request, response) =>
-      Effect.gen(function*() {
-        const committed = yield* Effect.either(manager.commit(session)).pipe(Effect.ensuring(release))
-        if (Either.isLeft(committed)) {
-          yield* Effect.logError("effect-session: could not commit the session", committed.left)
-          return transport.decorate(yield* manager.options.errorHandler(committed.left, request))
-        }
-        const outcome = committed.right
-        switch (outcome._tag) {
-          case "Written": {
-            const now = yield* Clock.currentTimeMillis
-            return transport.decorate(
-              yield* transport.write(response, outcome.token, {
-                expiresAt: outcome.expiresAt,
-                persistent: outcome.persistent,
-                now
-              })
+  Effect.flatMap(
+    HttpServerRequest.HttpServerRequest,
+    (request) =>
+      Effect.flatMap(transport.read(request), (token) =>
+        lock === undefined || Option.isNone(token) || !Token.isWellFormed(token.value)
+          ? loadAndRegister(manager, transport, request, token, undefined, undefined)
+          : Effect.gen(function*() {
+            const key = manager.options.hashTokenInStore ? Token.hash(token.value) : token.value
+            const lockScope = yield* Scope.make()
+            const release = Scope.close(lockScope, Exit.void)
+            const requestScope = yield* Effect.serviceOption(Scope.Scope)
+            if (Option.isSome(requestScope)) {
+              yield* Scope.addFinalizer(requestScope.value, release)
+            }
+            const locked = yield* Scope.extend(lock.lock.acquire(key, { timeout: lock.timeout }), lockScope).pipe(
+              Effect.onExit((exit) =>
+                Exit.isSuccess(exit) ? Effect.void : release
+              ),
+              Effect.either
             )
-          }
-          case "Destroyed":
-            return transport.decorate(yield* transport.clear(response))
-          default:
-            return transport.decorate(response)
-        }
-      })
-    )
-    return { _tag: "Loaded", session, releaseOnExit } as const
-  })
+            if (Either.isLeft(locked)) {
+              const error = locked.left
+              yield* error.reason === "Timeout"
+                ? Effect.logWarning("effect-session: timed out waiting for the session lock", error)
+                : Effect.logError("effect-session: the session lock is unavailable", error)
+              return { _tag: "LockFailed", error, retryAfterSeconds: lock.retryAfterSeconds } as const
+            }
+            const releaseOnExit = Option.isSome(requestScope) ? undefined : release
+            return yield* loadAndRegister(manager, transport, request, token, release, releaseOnExit)
+          }))
+  )
 
 /**
  * Makes a load-and-save middleware. With no options it uses the default `SessionManager` and
@@ -267,23 +304,47 @@ export const make: {
   const managerTag = (options.manager ?? SessionManager) as Context.Tag<MI, SessionManager>
   const sessionTag = (options.session ?? Session) as Context.Tag<SI, Session>
   const lockOptions = options.lock
+  // One transport per manager, not one per request.
+  const transports = new WeakMap<SessionManager, SessionTransport.SessionTransport>()
+  const transportFor = (manager: SessionManager) => {
+    let transport = transports.get(manager)
+    if (transport === undefined) {
+      transport = resolveTransport(options.transport, manager)
+      transports.set(manager, transport)
+    }
+    return transport
+  }
   return <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, Exclude<R, SI> | MI> =>
-    Effect.gen(function*() {
-      const manager = yield* managerTag
-      const transport = resolveTransport(options.transport, manager)
-      const lock = lockOptions === undefined ? undefined : resolveLock(yield* SessionLock, lockOptions)
-      const begun = yield* start(manager, transport, lock)
-      switch (begun._tag) {
-        case "LoadFailed":
-          return begun.response
-        case "LockFailed": {
-          if (lock?.onError === undefined) return failureResponse(begun, transport)
-          const request = yield* HttpServerRequest.HttpServerRequest
-          return transport.decorate(yield* lock.onError(begun.error, request))
+    Effect.flatMap(managerTag, (manager) => {
+      const transport = transportFor(manager)
+      const begunWith = (
+        begun: Begun
+      ): Effect.Effect<
+        HttpServerResponse.HttpServerResponse,
+        E,
+        Exclude<R, SI> | HttpServerRequest.HttpServerRequest
+      > => {
+        switch (begun._tag) {
+          case "LoadFailed":
+            return Effect.succeed(begun.response)
+          case "LockFailed": {
+            const onError = lockOptions !== undefined && lockOptions !== true ? lockOptions.onError : undefined
+            if (onError === undefined) return Effect.succeed(failureResponse(begun, transport))
+            return Effect.flatMap(
+              HttpServerRequest.HttpServerRequest,
+              (request) => Effect.map(onError(begun.error, request), transport.decorate)
+            )
+          }
         }
+        const handled = Effect.provideService(app, sessionTag, begun.session)
+        return begun.releaseOnExit === undefined ? handled : Effect.ensuring(handled, begun.releaseOnExit)
       }
-      const handled = Effect.provideService(app, sessionTag, begun.session)
-      return yield* (begun.releaseOnExit === undefined ? handled : Effect.ensuring(handled, begun.releaseOnExit))
+      return lockOptions === undefined
+        ? Effect.flatMap(start(manager, transport, undefined), begunWith)
+        : Effect.flatMap(
+          SessionLock,
+          (lock) => Effect.flatMap(start(manager, transport, resolveLock(lock, lockOptions)), begunWith)
+        )
     }) as HttpApp.Default<E, Exclude<R, SI> | MI>
 }
 

@@ -7,6 +7,7 @@
 import * as Headers from "@effect/platform/Headers"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -29,7 +30,9 @@ export interface SessionTransport {
     expiry: { readonly expiresAt: number; readonly persistent: boolean; readonly now: number }
   ) => Effect.Effect<HttpServerResponse.HttpServerResponse>
   /** Tells the client to drop its token (after `destroy`). */
-  readonly clear: (response: HttpServerResponse.HttpServerResponse) => Effect.Effect<HttpServerResponse.HttpServerResponse>
+  readonly clear: (
+    response: HttpServerResponse.HttpServerResponse
+  ) => Effect.Effect<HttpServerResponse.HttpServerResponse>
   /**
    * Added to every response that passed through the middleware: typically `Vary` on the
    * request header the token came in.
@@ -88,7 +91,7 @@ export const cookie = (options: ResolvedOptions["cookie"]): SessionTransport => 
           ? {
             ...attributes,
             expires: new Date(Math.ceil(expiresAt / 1000) * 1000),
-            maxAge: `${Math.max(0, Math.ceil((expiresAt - now) / 1000))} seconds`
+            maxAge: Duration.seconds(Math.max(0, Math.ceil((expiresAt - now) / 1000)))
           }
           : attributes
       )).pipe(Effect.map(noCache)),
@@ -159,6 +162,11 @@ export const header = (options: HeaderOptions = {}): SessionTransport => {
         )
       }),
     clear: (response) => Effect.sync(() => noCache(HttpServerResponse.setHeader(response, responseHeader, ""))),
-    decorate: (response) => appendHeaderValue(response, "Vary", requestHeader === "authorization" ? "Authorization" : options.requestHeader ?? requestHeader)
+    decorate: (response) =>
+      appendHeaderValue(
+        response,
+        "Vary",
+        requestHeader === "authorization" ? "Authorization" : options.requestHeader ?? requestHeader
+      )
   }
 }
