@@ -21,7 +21,7 @@ case "${1:-start}" in
         --skip-test-db >/dev/null
     fi
     if ! client -e "SELECT 1" >/dev/null 2>&1; then
-      nohup mariadbd --user=root --datadir="$DATA/db" --port="$PORT" --bind-address=127.0.0.1 \
+      setsid nohup mariadbd --user=root --datadir="$DATA/db" --port="$PORT" --bind-address=127.0.0.1 \
         --socket="$DATA/mariadb.sock" --pid-file="$DATA/mariadb.pid" --max-connections=300 \
         --innodb-flush-log-at-trx-commit=0 --log-error="$DATA/server.log" >/dev/null 2>&1 &
     fi
