@@ -1,0 +1,659 @@
+/**
+ * `npm run bench [-- options]`: effect-session side by side with express-session and
+ * @fastify/session, each against its own bare framework, plus memory, scale, sweep and the
+ * network stores. See BENCHMARKS.md for the method.
+ *
+ * Options:
+ *   --duration S      seconds per measured run (default 10; --quick: 3)
+ *   --warmup S        seconds of warm-up per server and route, discarded (default 3; --quick: 1)
+ *   --connections N   concurrent connections (default 50; --quick: 20)
+ *   --runs N          measured runs per server and route; the median is reported (default 5; --quick: 2)
+ *   --sessions N      pre-made sessions the `get`/`incr` requests cycle through (default 256)
+ *   --scale N         stored sessions for the large scale point (default 1000000)
+ *   --only LIST       comma-separated sections: http,memory,scale,sweep,stores (default all)
+ *   --quick           short runs, for a smoke test
+ *   --json            print one JSON object on stdout (progress goes to stderr)
+ */
+import autocannon from "autocannon"
+import { type ChildProcess, spawn } from "node:child_process"
+import * as os from "node:os"
+import { build } from "./build.js"
+import type { ReadyMessage } from "./shared.js"
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+const argv = process.argv.slice(2)
+const flag = (name: string): boolean => argv.includes(`--${name}`)
+const option = (name: string, fallback: number): number => {
+  const index = argv.indexOf(`--${name}`)
+  if (index < 0) return fallback
+  const value = Number(argv[index + 1])
+  if (!Number.isFinite(value) || value <= 0) {
+    console.error(`--${name} needs a positive number`)
+    process.exit(2)
+  }
+  return value
+}
+
+const quick = flag("quick")
+const settings = {
+  quick,
+  duration: option("duration", quick ? 3 : 10),
+  warmup: option("warmup", quick ? 1 : 3),
+  connections: option("connections", quick ? 20 : 50),
+  runs: option("runs", quick ? 2 : 5),
+  sessions: option("sessions", 256),
+  scaleSmall: 1_000,
+  scaleLarge: option("scale", 1_000_000)
+}
+const json = flag("json")
+const onlyIndex = argv.indexOf("--only")
+const sections = new Set(
+  onlyIndex >= 0 ? (argv[onlyIndex + 1] ?? "").split(",") : ["http", "memory", "scale", "sweep", "stores"]
+)
+
+const log = (message: string): void => {
+  ;(json ? process.stderr : process.stdout).write(`${message}\n`)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child processes: every one is tracked and killed when the run ends, however it ends.
+
+const compiled = build()
+const children = new Set<ChildProcess>()
+
+const killAll = (): void => {
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
+  }
+  children.clear()
+}
+process.on("exit", killAll)
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  process.on(signal, () => {
+    killAll()
+    process.exit(130)
+  })
+}
+
+const spawnTs = (file: string, args: ReadonlyArray<string>, nodeFlags: ReadonlyArray<string> = []) => {
+  const child = spawn(process.execPath, [...nodeFlags, compiled(file), ...args], {
+    stdio: ["ignore", "pipe", "pipe", "ipc"]
+  })
+  children.add(child)
+  child.once("exit", () => children.delete(child))
+  let stdout = ""
+  let stderr = ""
+  child.stdout?.on("data", (chunk: Buffer) => {
+    stdout += chunk.toString()
+  })
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000)
+  })
+  return { child, stdout: () => stdout, stderr: () => stderr }
+}
+
+interface Server {
+  readonly name: string
+  readonly port: number
+  readonly stop: () => Promise<void>
+  /** The tail of what the server wrote to stderr. */
+  readonly stderr: () => string
+}
+
+class ServerUnavailable extends Error {}
+
+const startServer = (
+  name: string,
+  file: string,
+  args: ReadonlyArray<string>,
+  timeoutMs = 60_000
+): Promise<Server> =>
+  new Promise((resolve, reject) => {
+    const { child, stderr } = spawnTs(file, args)
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL")
+      reject(new Error(`${name} did not start within ${timeoutMs / 1000} s: ${stderr()}`))
+    }, timeoutMs)
+    const stop = () =>
+      new Promise<void>((done) => {
+        if (child.exitCode !== null || child.signalCode !== null) return done()
+        const force = setTimeout(() => child.kill("SIGKILL"), 3_000)
+        child.once("exit", () => {
+          clearTimeout(force)
+          done()
+        })
+        // The servers exit when the IPC channel closes.
+        if (child.connected) child.disconnect()
+        else child.kill("SIGTERM")
+      })
+    child.once("message", (message: ReadyMessage) => {
+      clearTimeout(timer)
+      resolve({ name, port: message.port, stop, stderr })
+    })
+    child.once("exit", (code) => {
+      clearTimeout(timer)
+      const reason = stderr().trim()
+      // Exit code 3: the server reported that its store is unavailable (a skip, not a failure).
+      reject(code === 3 ? new ServerUnavailable(reason) : new Error(`${name} exited (${code}): ${reason}`))
+    })
+  })
+
+const runScript = (file: string, args: ReadonlyArray<string>, nodeFlags: ReadonlyArray<string> = []) =>
+  new Promise<unknown>((resolve, reject) => {
+    const { child, stdout, stderr } = spawnTs(file, args, nodeFlags)
+    child.once("exit", (code) => {
+      if (code !== 0) return reject(new Error(`${file} exited (${code}): ${stderr()}`))
+      try {
+        resolve(JSON.parse(stdout().trim().split("\n").pop() ?? ""))
+      } catch (error) {
+        reject(new Error(`${file} printed no JSON: ${String(error)} ${stdout()}`))
+      }
+    })
+  })
+
+// ---------------------------------------------------------------------------------------------
+// Load
+
+type Route = "get" | "incr" | "new"
+const routes: ReadonlyArray<Route> = ["get", "incr", "new"]
+
+/** Makes `count` sessions with `/login` and returns each one's `Cookie` header. */
+const makeSessions = async (server: Server, count: number): Promise<ReadonlyArray<string>> => {
+  const cookies: Array<string> = []
+  const one = async () => {
+    const response = await fetch(`http://127.0.0.1:${server.port}/login`)
+    await response.arrayBuffer()
+    const setCookie = response.headers.getSetCookie()[0]
+    if (response.status !== 200 || setCookie === undefined) {
+      throw new Error(`${server.name}: /login answered ${response.status} without a cookie`)
+    }
+    cookies.push(setCookie.split(";")[0])
+  }
+  for (let done = 0; done < count; done += 16) {
+    await Promise.all(Array.from({ length: Math.min(16, count - done) }, one))
+  }
+  return cookies
+}
+
+interface Measurement {
+  /** Server CPU time (user + system) per completed request, in microseconds. */
+  readonly cpuUs: number
+  readonly rps: number
+  readonly p50Ms: number
+  readonly p99Ms: number
+  readonly requests: number
+}
+
+const load = async (
+  server: Server,
+  route: Route,
+  cookies: ReadonlyArray<string>,
+  duration: number
+): Promise<Measurement> => {
+  // Each connection cycles through the pre-made session cookies, one prebuilt request per
+  // cookie (a `setupRequest` would rebuild every request and load the load generator instead);
+  // `new` sends no cookie.
+  const requests: Array<autocannon.Request> = route === "new" || cookies.length === 0
+    ? [{ method: "GET", path: `/${route}` }]
+    : cookies.map((cookie) => ({ method: "GET", path: `/${route}`, headers: { cookie } }))
+  const cpu = () => fetch(`http://127.0.0.1:${server.port}/__cpu`).then((r) => r.text()).then(Number)
+  const cpuBefore = await cpu()
+  const result = await autocannon({
+    url: `http://127.0.0.1:${server.port}`,
+    connections: settings.connections,
+    duration,
+    requests
+  })
+  if (result.errors > 0 || result.non2xx > 0) {
+    const codes = Object.entries(result.statusCodeStats ?? {}).map(([code, { count }]) => `${code}×${count}`).join(" ")
+    log(`  ! ${server.name} ${route}: ${result.errors} errors, ${result.non2xx} non-2xx responses (${codes})`)
+    const tail = server.stderr().trim().split("\n").slice(-5).join("\n    ")
+    if (tail !== "") log(`    ${tail}`)
+  }
+  const cpuUs = ((await cpu()) - cpuBefore) / Math.max(1, result.requests.total)
+  return {
+    cpuUs,
+    rps: result.requests.average,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    requests: result.requests.total
+  }
+}
+
+const median = (values: ReadonlyArray<number>): number => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+}
+
+const round = (value: number, digits = 2): number => Math.round(value * 10 ** digits) / 10 ** digits
+
+/**
+ * Loads every server on one route: a warm-up each, then `runs` rounds in which every server is
+ * measured once, the starting server rotating, so that drift of the machine hits all alike.
+ */
+const measureRoute = async (
+  servers: ReadonlyArray<Server>,
+  route: Route,
+  cookies: ReadonlyMap<string, ReadonlyArray<string>>,
+  before?: (server: Server) => Promise<void>,
+  after?: (server: Server, measurement: Measurement) => Promise<void>
+): Promise<Map<string, ReadonlyArray<Measurement>>> => {
+  const results = new Map<string, Array<Measurement>>(servers.map((server) => [server.name, []]))
+  for (const server of servers) await load(server, route, cookies.get(server.name) ?? [], settings.warmup)
+  for (let run = 0; run < settings.runs; run++) {
+    for (let i = 0; i < servers.length; i++) {
+      const server = servers[(i + run) % servers.length]
+      if (before) await before(server)
+      const measurement = await load(server, route, cookies.get(server.name) ?? [], settings.duration)
+      if (after) await after(server, measurement)
+      results.get(server.name)?.push(measurement)
+      log(
+        `  ${route.padEnd(4)} run ${run + 1}/${settings.runs} ${server.name.padEnd(22)} ${
+          Math.round(measurement.rps)
+        } req/s, p99 ${measurement.p99Ms} ms, ${Math.round(measurement.cpuUs)} µs CPU/req`
+      )
+    }
+  }
+  return results
+}
+
+const summarize = (measurements: ReadonlyArray<Measurement>) => ({
+  cpuUs: round(median(measurements.map((m) => m.cpuUs)), 1),
+  rps: Math.round(median(measurements.map((m) => m.rps))),
+  p50Ms: round(median(measurements.map((m) => m.p50Ms))),
+  p99Ms: round(median(measurements.map((m) => m.p99Ms)))
+})
+
+// ---------------------------------------------------------------------------------------------
+// Sections
+
+type ServerName =
+  | "bare-effect"
+  | "effect-session"
+  | "bare-express"
+  | "express-session"
+  | "bare-fastify"
+  | "fastify-session"
+
+const httpServers: ReadonlyArray<
+  { readonly name: ServerName; readonly file: string; readonly args: ReadonlyArray<string> }
+> = [
+  { name: "bare-effect", file: "servers/effect.ts", args: ["--mode", "bare"] },
+  { name: "effect-session", file: "servers/effect.ts", args: ["--mode", "session"] },
+  { name: "bare-express", file: "servers/express.ts", args: ["--mode", "bare"] },
+  { name: "express-session", file: "servers/express.ts", args: ["--mode", "session"] },
+  { name: "bare-fastify", file: "servers/fastify.ts", args: ["--mode", "bare"] },
+  { name: "fastify-session", file: "servers/fastify.ts", args: ["--mode", "session"] }
+]
+
+const bareOf: Record<ServerName, ServerName> = {
+  "bare-effect": "bare-effect",
+  "effect-session": "bare-effect",
+  "bare-express": "bare-express",
+  "express-session": "bare-express",
+  "bare-fastify": "bare-fastify",
+  "fastify-session": "bare-fastify"
+}
+
+interface HttpRow {
+  readonly server: ServerName
+  readonly route: Route
+  readonly rps: number
+  readonly p99Ms: number
+  readonly p50Ms: number
+  /** req/s relative to the same framework without sessions. */
+  readonly ratio: number
+  /** Server CPU µs per request. */
+  readonly cpuUs: number
+  /** The bare framework's CPU per request over this server's: the throughput ratio a CPU-bound server would show. */
+  readonly cpuRatio: number
+}
+
+const runHttp = async (): Promise<Array<HttpRow>> => {
+  log(
+    `http: ${httpServers.length} servers, ${settings.connections} connections, ${settings.warmup} s warm-up, ${settings.runs} × ${settings.duration} s`
+  )
+  const servers = await Promise.all(httpServers.map((s) => startServer(s.name, s.file, s.args)))
+  try {
+    const cookies = new Map<string, ReadonlyArray<string>>()
+    for (const server of servers) cookies.set(server.name, await makeSessions(server, settings.sessions))
+    const rows: Array<HttpRow> = []
+    for (const route of routes) {
+      const results = await measureRoute(servers, route, cookies)
+      const summaries = new Map([...results].map(([name, ms]) => [name, summarize(ms)]))
+      for (const { name } of httpServers) {
+        const summary = summaries.get(name)
+        const bare = summaries.get(bareOf[name])
+        if (summary === undefined || bare === undefined) continue
+        rows.push({
+          server: name,
+          route,
+          ...summary,
+          ratio: round(summary.rps / bare.rps, 3),
+          cpuRatio: round(bare.cpuUs / summary.cpuUs, 3)
+        })
+      }
+    }
+    return rows
+  } finally {
+    await Promise.all(servers.map((server) => server.stop()))
+  }
+}
+
+interface MemoryRow {
+  readonly library: string
+  readonly sessions: number
+  readonly bytesPerSession: number
+  readonly sampleKeyLength: number
+  readonly samplePayloadLength: number
+}
+
+const runMemory = async (): Promise<Array<MemoryRow>> => {
+  log("memory: 100,000 two-value sessions, heap after global.gc(), one process per library")
+  const rows: Array<MemoryRow> = []
+  for (const library of ["effect-session", "express-session"]) {
+    const row = await runScript("memory.ts", ["--library", library, "--sessions", "100000"], [
+      "--expose-gc"
+    ]) as MemoryRow
+    log(`  ${library.padEnd(16)} ${row.bytesPerSession} bytes/session`)
+    rows.push(row)
+  }
+  return rows
+}
+
+interface ScaleResult {
+  readonly small: { readonly sessions: number; readonly rps: number; readonly p50Ms: number; readonly p99Ms: number }
+  readonly large: { readonly sessions: number; readonly rps: number; readonly p50Ms: number; readonly p99Ms: number }
+  readonly p99Ratio: number
+}
+
+const runScale = async (): Promise<ScaleResult> => {
+  log(`scale: get with ${settings.scaleSmall} vs ${settings.scaleLarge} stored sessions (pre-filling…)`)
+  const small = await startServer("effect-session-1k", "servers/effect.ts", ["--prefill", String(settings.scaleSmall)])
+  try {
+    const large = await startServer(
+      "effect-session-large",
+      "servers/effect.ts",
+      ["--prefill", String(settings.scaleLarge)],
+      600_000
+    )
+    try {
+      const cookies = new Map<string, ReadonlyArray<string>>()
+      for (const server of [small, large]) cookies.set(server.name, await makeSessions(server, settings.sessions))
+      const results = await measureRoute([small, large], "get", cookies)
+      const s = summarize(results.get(small.name) ?? [])
+      const l = summarize(results.get(large.name) ?? [])
+      return {
+        small: { sessions: settings.scaleSmall, ...s },
+        large: { sessions: settings.scaleLarge, ...l },
+        p99Ratio: round(l.p99Ms / s.p99Ms, 3)
+      }
+    } finally {
+      await large.stop()
+    }
+  } finally {
+    await small.stop()
+  }
+}
+
+interface SweepResult {
+  readonly sessions: number
+  readonly deleted: number
+  readonly sweepMs: number
+  readonly maxStallMs: number
+  readonly maxStallCpuMs: number
+  readonly eventLoopDelayMaxMs: number
+  readonly eventLoopDelayP99Ms: number
+}
+
+const runSweep = async (): Promise<SweepResult> => {
+  log(`sweep: expiring ${settings.scaleLarge} sessions in the memory store`)
+  const result = await runScript("sweep.ts", ["--sessions", String(settings.scaleLarge)]) as SweepResult
+  log(
+    `  ${result.deleted} deleted in ${result.sweepMs} ms, longest event-loop stall ${result.maxStallMs} ms (${result.maxStallCpuMs} ms CPU)`
+  )
+  return result
+}
+
+interface StoreRow {
+  readonly store: string
+  readonly route: Route
+  readonly rps: number
+  readonly p50Ms: number
+  readonly p99Ms: number
+  /** Store calls (find + commit + delete) per request, counted by a wrapper around the store. */
+  readonly roundTrips: number
+}
+
+const runStores = async (): Promise<{ rows: Array<StoreRow>; skipped: Array<{ store: string; reason: string }> }> => {
+  log("stores: get and incr through effect-session on each store, store calls counted")
+  const servers: Array<Server> = []
+  const skipped: Array<{ store: string; reason: string }> = []
+  try {
+    for (const store of ["memory", "redis", "pg"]) {
+      try {
+        servers.push(await startServer(store, "servers/effect.ts", ["--store", store, "--count"]))
+      } catch (error) {
+        if (!(error instanceof ServerUnavailable)) throw error
+        skipped.push({ store, reason: error.message })
+        log(`  skipped ${store}: ${error.message}`)
+      }
+    }
+    const rows: Array<StoreRow> = []
+    if (servers.length <= 1) return { rows, skipped }
+    const cookies = new Map<string, ReadonlyArray<string>>()
+    for (const server of servers) cookies.set(server.name, await makeSessions(server, settings.sessions))
+    const stats = (server: Server, route: "/__reset" | "/__stats") =>
+      fetch(`http://127.0.0.1:${server.port}${route}`).then((r) => r.text())
+    for (const route of ["get", "incr"] as const) {
+      const trips = new Map<string, Array<number>>()
+      const results = await measureRoute(
+        servers,
+        route,
+        cookies,
+        async (server) => void (await stats(server, "/__reset")),
+        async (server) => {
+          const counts = JSON.parse(await stats(server, "/__stats")) as Record<
+            "requests" | "find" | "commit" | "delete",
+            number
+          >
+          const calls = counts.find + counts.commit + counts.delete
+          trips.set(server.name, [...(trips.get(server.name) ?? []), counts.requests > 0 ? calls / counts.requests : 0])
+        }
+      )
+      for (const server of servers) {
+        rows.push({
+          store: server.name,
+          route,
+          ...summarize(results.get(server.name) ?? []),
+          roundTrips: round(median(trips.get(server.name) ?? [0]), 3)
+        })
+      }
+    }
+    return { rows, skipped }
+  } finally {
+    await Promise.all(servers.map((server) => server.stop()))
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+interface Target {
+  readonly target: string
+  readonly value: string
+  readonly met: boolean
+}
+
+const targetsOf = (
+  http: ReadonlyArray<HttpRow> | undefined,
+  memory: ReadonlyArray<MemoryRow> | undefined,
+  scale: ScaleResult | undefined,
+  sweep: SweepResult | undefined
+): Array<Target> => {
+  const targets: Array<Target> = []
+  const row = (server: ServerName, route: Route) => http?.find((r) => r.server === server && r.route === route)
+  const ratio = (server: ServerName, route: Route) => row(server, route)?.ratio
+  const cpu = (server: ServerName, route: Route) => `(CPU: ${row(server, route)?.cpuRatio}×)`
+  if (http !== undefined) {
+    const get = ratio("effect-session", "get")
+    const incr = ratio("effect-session", "incr")
+    if (get !== undefined) {
+      targets.push({
+        target: "get ≥ 0.90× bare-effect",
+        value: `${get}× ${cpu("effect-session", "get")}`,
+        met: get >= 0.9
+      })
+    }
+    if (incr !== undefined) {
+      targets.push({
+        target: "incr ≥ 0.80× bare-effect",
+        value: `${incr}× ${cpu("effect-session", "incr")}`,
+        met: incr >= 0.8
+      })
+    }
+    for (const route of routes) {
+      const ours = ratio("effect-session", route)
+      const express = ratio("express-session", route)
+      const fastify = ratio("fastify-session", route)
+      if (ours === undefined || express === undefined || fastify === undefined) continue
+      targets.push({
+        target: `${route}: better ratio to own bare framework than express-session and @fastify/session`,
+        value: `${ours}× vs ${express}× and ${fastify}×`,
+        met: ours > express && ours > fastify
+      })
+    }
+  }
+  const ours = memory?.find((m) => m.library === "effect-session")
+  const express = memory?.find((m) => m.library === "express-session")
+  if (ours !== undefined && express !== undefined) {
+    targets.push({
+      target: "memory per session ≤ express-session's MemoryStore",
+      value: `${ours.bytesPerSession} vs ${express.bytesPerSession} bytes`,
+      met: ours.bytesPerSession <= express.bytesPerSession
+    })
+  }
+  if (scale !== undefined) {
+    targets.push({
+      target: `p99 at ${scale.large.sessions} sessions ≤ 1.2× p99 at ${scale.small.sessions}`,
+      value: `${scale.large.p99Ms} vs ${scale.small.p99Ms} ms (${scale.p99Ratio}×)`,
+      met: scale.p99Ratio <= 1.2
+    })
+  }
+  if (sweep !== undefined) {
+    targets.push({
+      target: `no event-loop stall over 10 ms while sweeping ${sweep.deleted} sessions`,
+      value: `${sweep.maxStallMs} ms (CPU in the longest gap: ${sweep.maxStallCpuMs} ms)`,
+      met: sweep.maxStallMs <= 10
+    })
+  }
+  return targets
+}
+
+const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string | number>>): string => {
+  const cells = [header, ...rows.map((row) => row.map(String))]
+  const widths = header.map((_, i) => Math.max(...cells.map((row) => row[i].length)))
+  const line = (row: ReadonlyArray<string>) => `| ${row.map((cell, i) => cell.padEnd(widths[i])).join(" | ")} |`
+  return [line(cells[0]), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...cells.slice(1).map(line)].join("\n")
+}
+
+const machine = {
+  nproc: os.availableParallelism(),
+  cpu: os.cpus()[0]?.model ?? "unknown",
+  node: process.version,
+  platform: `${os.type()} ${os.release()}`,
+  loadAverageAtStart: os.loadavg().map((l) => round(l, 2))
+}
+
+const main = async () => {
+  log(`machine: ${machine.nproc} × ${machine.cpu}, Node ${machine.node}, load ${machine.loadAverageAtStart.join(" ")}`)
+  const http = sections.has("http") ? await runHttp() : undefined
+  const memory = sections.has("memory") ? await runMemory() : undefined
+  const scale = sections.has("scale") ? await runScale() : undefined
+  const sweep = sections.has("sweep") ? await runSweep() : undefined
+  const stores = sections.has("stores") ? await runStores() : undefined
+  const targets = targetsOf(http, memory, scale, sweep)
+
+  if (json) {
+    const report = {
+      machine,
+      settings,
+      http: http?.map(({ p99Ms, route, rps, server }) => ({ server, route, rps, p99Ms })),
+      ratios: http?.map(({ cpuRatio, cpuUs, ratio, route, server }) => ({ server, route, ratio, cpuUs, cpuRatio })),
+      memory,
+      scale,
+      sweep,
+      stores,
+      targets
+    }
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`)
+    return
+  }
+  log("")
+  log(
+    `${
+      settings.quick ? "QUICK RUN (smoke test, not for publishing): " : ""
+    }${settings.connections} connections, ${settings.runs} × ${settings.duration} s per server and route, medians`
+  )
+  if (http !== undefined) {
+    log("")
+    log(table(
+      ["route", "server", "req/s", "p99 ms", "× own bare (req/s)", "CPU µs/req", "× own bare (CPU)"],
+      http.map((r) => [
+        r.route,
+        r.server,
+        r.rps,
+        r.p99Ms,
+        r.server.startsWith("bare-") ? "1" : r.ratio.toFixed(3),
+        r.cpuUs,
+        r.server.startsWith("bare-") ? "1" : r.cpuRatio.toFixed(3)
+      ])
+    ))
+  }
+  if (memory !== undefined) {
+    log("")
+    log(table(
+      ["store", "sessions", "heap bytes/session", "key chars", "payload chars"],
+      memory.map((m) => [m.library, m.sessions, m.bytesPerSession, m.sampleKeyLength, m.samplePayloadLength])
+    ))
+  }
+  if (scale !== undefined) {
+    log("")
+    log(table(
+      ["stored sessions", "req/s", "p50 ms", "p99 ms"],
+      [scale.small, scale.large].map((s) => [s.sessions, s.rps, s.p50Ms, s.p99Ms])
+    ))
+  }
+  if (sweep !== undefined) {
+    log("")
+    log(
+      `sweep of ${sweep.deleted} expired sessions: ${sweep.sweepMs} ms in all, longest stall ${sweep.maxStallMs} ms wall / ${sweep.maxStallCpuMs} ms CPU (monitorEventLoopDelay max ${sweep.eventLoopDelayMaxMs} ms)`
+    )
+  }
+  if (stores !== undefined) {
+    log("")
+    if (stores.rows.length > 0) {
+      log(table(
+        ["store", "route", "req/s", "p50 ms", "p99 ms", "store calls/request"],
+        stores.rows.map((r) => [r.store, r.route, r.rps, r.p50Ms, r.p99Ms, r.roundTrips])
+      ))
+    }
+    for (const skip of stores.skipped) log(`store ${skip.store} skipped: ${skip.reason}`)
+  }
+  if (targets.length > 0) {
+    log("")
+    log(table(["target", "value", "met"], targets.map((t) => [t.target, t.value, t.met ? "yes" : "NO"])))
+  }
+}
+
+try {
+  await main()
+} catch (error) {
+  console.error(error)
+  process.exitCode = 1
+} finally {
+  killAll()
+}

@@ -1,0 +1,159 @@
+/**
+ * @effect/platform on NodeHttpServer, bare (`--mode bare`) or with effect-session's
+ * `SessionMiddleware.loadAndSave` (`--mode session`).
+ *
+ * Options for the session mode:
+ * - `--store memory|redis|pg` (default memory);
+ * - `--prefill N`: commit N two-value sessions through the `SessionManager` before listening;
+ * - `--count`: wrap the `SessionStore` to count its calls, reported by `GET /__stats`.
+ */
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
+import { randomBytes } from "node:crypto"
+import { createServer } from "node:http"
+import { Session } from "../../src/Session.js"
+import * as SessionManager from "../../src/SessionManager.js"
+import * as SessionMiddleware from "../../src/SessionMiddleware.js"
+import { SessionStore } from "../../src/SessionStore.js"
+import { announce, argValue, BARE_USER, cpuMicros, userValue } from "../shared.js"
+import { storeLayer } from "../stores.js"
+
+const mode = argValue("mode", "session")
+const storeName = argValue("store", "memory")
+const prefill = Number(argValue("prefill", "0"))
+const counting = process.argv.includes("--count")
+
+const ServerLive = NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })
+
+const ready = <R>(before: Effect.Effect<void, unknown, R>) =>
+  Layer.effectDiscard(Effect.gen(function*() {
+    yield* before
+    const server = yield* HttpServer.HttpServer
+    if (server.address._tag === "TcpAddress") announce(server.address.port)
+  }))
+
+const bare = () => {
+  let counter = 0
+  const router = HttpRouter.empty.pipe(
+    HttpRouter.get(
+      "/login",
+      Effect.sync(() =>
+        HttpServerResponse.text("ok", {
+          headers: { "set-cookie": `sid=${randomBytes(32).toString("base64url")}; Path=/; HttpOnly` }
+        })
+      )
+    ),
+    HttpRouter.get("/get", Effect.succeed(HttpServerResponse.text(BARE_USER))),
+    HttpRouter.get("/incr", Effect.sync(() => HttpServerResponse.text(String(++counter)))),
+    HttpRouter.get("/new", Effect.succeed(HttpServerResponse.text("ok"))),
+    HttpRouter.get("/__cpu", Effect.sync(() => HttpServerResponse.text(String(cpuMicros()))))
+  )
+  return Layer.mergeAll(
+    HttpServer.serve(router),
+    ready(Effect.void)
+  ).pipe(Layer.provide(ServerLive))
+}
+
+/** Calls made to the store, and requests served by the three measured routes. */
+const stats = { requests: 0, find: 0, commit: 0, delete: 0 }
+
+const CountingStore = Layer.effect(
+  SessionStore,
+  Effect.map(SessionStore, (store): SessionStore => ({
+    find: (key) => Effect.suspend(() => (stats.find++, store.find(key))),
+    commit: (key, data, expiresAt, mode) =>
+      Effect.suspend(() => (stats.commit++, store.commit(key, data, expiresAt, mode))),
+    delete: (key) => Effect.suspend(() => (stats.delete++, store.delete(key))),
+    all: store.all
+  }))
+)
+
+const withSession = async () => {
+  const store = await storeLayer(storeName)
+  if (store._tag === "Unavailable") {
+    console.error(`effect-session server: ${store.reason}`)
+    process.exit(3)
+  }
+  let logins = prefill
+  const count = (effect: Effect.Effect<HttpServerResponse.HttpServerResponse, never, Session>) =>
+    counting ? Effect.zipRight(Effect.sync(() => stats.requests++), effect) : effect
+  const router = HttpRouter.empty.pipe(
+    HttpRouter.get(
+      "/login",
+      Effect.gen(function*() {
+        const session = yield* Session
+        yield* session.put("user", userValue(logins++))
+        yield* session.put("count", 0)
+        return HttpServerResponse.text("ok")
+      })
+    ),
+    HttpRouter.get(
+      "/get",
+      count(Effect.gen(function*() {
+        const session = yield* Session
+        return HttpServerResponse.text(yield* session.getString("user"))
+      }))
+    ),
+    HttpRouter.get(
+      "/incr",
+      count(Effect.gen(function*() {
+        const session = yield* Session
+        const next = (yield* session.getInt("count")) + 1
+        yield* session.put("count", next)
+        return HttpServerResponse.text(String(next))
+      }))
+    ),
+    HttpRouter.get(
+      "/new",
+      count(Effect.gen(function*() {
+        const session = yield* Session
+        yield* session.put("user", userValue(logins++))
+        return HttpServerResponse.text("ok")
+      }))
+    ),
+    HttpRouter.get("/__stats", Effect.sync(() => HttpServerResponse.unsafeJson(stats))),
+    HttpRouter.get("/__cpu", Effect.sync(() => HttpServerResponse.text(String(cpuMicros())))),
+    HttpRouter.get(
+      "/__reset",
+      Effect.sync(() => {
+        stats.requests =
+          stats.find =
+          stats.commit =
+          stats.delete =
+            0
+        return HttpServerResponse.text("ok")
+      })
+    )
+  )
+  // The pre-fill goes through the manager, so the store holds exactly what requests would write.
+  const fill = Effect.gen(function*() {
+    const manager = yield* SessionManager.SessionManager
+    for (let i = 0; i < prefill; i++) {
+      const session = yield* manager.load(undefined)
+      yield* session.put("user", userValue(i))
+      yield* session.put("count", 0)
+      yield* manager.commit(session)
+    }
+  })
+  const StoreLive = counting ? CountingStore.pipe(Layer.provide(store.layer)) : store.layer
+  const SessionLive = SessionManager.layer({ lifetime: "24 hours" }).pipe(Layer.provide(StoreLive))
+  return Layer.mergeAll(HttpServer.serve(SessionMiddleware.loadAndSave(router)), ready(fill)).pipe(
+    Layer.provide(SessionLive),
+    Layer.provide(ServerLive)
+  )
+}
+
+const main = mode === "bare" ? bare() : await withSession()
+
+main.pipe(
+  Layer.launch,
+  Logger.withMinimumLogLevel(LogLevel.Warning),
+  NodeRuntime.runMain
+)

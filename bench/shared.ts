@@ -1,0 +1,44 @@
+/**
+ * What the benchmark's servers and runner agree on: the routes, the session's two values, and
+ * how a server child tells the runner it is listening.
+ */
+
+/** The value every session holds under `user` (and what the bare servers answer instead). */
+export const userValue = (i: number): string => `user-${String(i).padStart(6, "0")}`
+
+/** Same length as any `userValue`: the bare servers' answer to `get`, so the work is comparable. */
+export const BARE_USER = userValue(0)
+
+/** The message a server child sends over IPC once it listens. */
+export interface ReadyMessage {
+  readonly ready: true
+  readonly port: number
+}
+
+// A child of the runner exits as soon as the runner goes away, even if it crashed or was killed,
+// and even while it is still starting (a server pre-filling a million sessions, for example).
+if (process.send !== undefined) {
+  process.once("disconnect", () => process.exit(0))
+}
+
+/** Tells the runner the server listens (or prints the address when started by hand). */
+export const announce = (port: number): void => {
+  if (process.send === undefined) {
+    console.log(`listening on http://127.0.0.1:${port}`)
+    return
+  }
+  const message: ReadyMessage = { ready: true, port }
+  if (process.connected) process.send(message)
+}
+
+/** `--name value` from argv, or the fallback. */
+export const argValue = (name: string, fallback: string): string => {
+  const index = process.argv.indexOf(`--${name}`)
+  return index >= 0 && index + 1 < process.argv.length ? process.argv[index + 1] : fallback
+}
+
+/** CPU time (user + system) this process has used, in microseconds: served at `GET /__cpu`. */
+export const cpuMicros = (): number => {
+  const usage = process.cpuUsage()
+  return usage.user + usage.system
+}
