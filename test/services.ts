@@ -25,6 +25,12 @@ export const redis = {
   port: Number(process.env.EFFECT_SESSION_REDIS_PORT ?? 63790)
 }
 
+export const sentinel = {
+  host: "127.0.0.1",
+  port: Number(process.env.EFFECT_SESSION_SENTINEL_PORT ?? 26390),
+  masterName: "effect-session"
+}
+
 /** Whether something accepts TCP connections at host:port (checked once, at collection time). */
 export const isReachable = (host: string, port: number, timeoutMs = 1000): Promise<boolean> =>
   new Promise((resolve) => {

@@ -1,0 +1,59 @@
+/**
+ * The Redis store through Redis Sentinel: ioredis's Sentinel options, unchanged, against a real
+ * Sentinel (scripts/services/redis-sentinel.sh) that watches the standalone Redis.
+ */
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
+import { Redis } from "ioredis"
+import { randomUUID } from "node:crypto"
+import * as SessionManager from "../src/SessionManager.js"
+import { SessionStore } from "../src/SessionStore.js"
+import * as RedisStore from "../src/SessionStore/Redis.js"
+import { requireBackend, storeConformance } from "./conformance.js"
+import { isReachable, redis, sentinel } from "./services.js"
+
+const available = await isReachable(sentinel.host, sentinel.port)
+const skip = requireBackend("Redis Sentinel", available, "run `bash scripts/services/redis-sentinel.sh start`")
+
+const prefix = `test:${randomUUID()}:sentinel:`
+const client = { sentinels: [{ host: sentinel.host, port: sentinel.port }], name: sentinel.masterName }
+
+afterAll(async () => {
+  if (!available) return
+  const admin = new Redis({ host: redis.host, port: redis.port, lazyConnect: true })
+  await admin.connect()
+  for await (const keys of admin.scanStream({ match: `${prefix}*`, count: 500 })) {
+    if ((keys as Array<string>).length > 0) await admin.del(...(keys as Array<string>))
+  }
+  await admin.quit()
+})
+
+storeConformance({
+  name: "redis through sentinel",
+  layer: RedisStore.layer({ client, prefix }),
+  enumerable: true,
+  skip
+})
+
+describe.skipIf(skip !== undefined)("RedisStore through Sentinel", () => {
+  it.scoped("writes land on the master the Sentinel names", () =>
+    Effect.gen(function*() {
+      // Built in the test's scope: the store's client stays open until the test ends.
+      const store = Context.get(yield* Layer.build(RedisStore.layer({ client, prefix })), SessionStore)
+      const manager = yield* Effect.provideService(SessionManager.make(), SessionStore, store)
+      const session = yield* manager.load(undefined)
+      yield* session.put("via", "sentinel")
+      const outcome = yield* manager.commit(session)
+      const token = outcome._tag === "Written" ? Redacted.value(outcome.token) : ""
+      const direct = new Redis({ host: redis.host, port: redis.port })
+      yield* Effect.addFinalizer(() => Effect.promise(() => direct.quit()))
+      const raw = yield* Effect.promise(() => direct.get(`${prefix}${token}`))
+      expect(raw).toContain("\"via\":\"sentinel\"")
+      expect(yield* (yield* manager.load(token)).getString("via")).toBe("sentinel")
+      expect(Option.isSome(yield* store.find(token))).toBe(true)
+    }))
+})
