@@ -35,6 +35,7 @@ import * as SessionManager from "../src/SessionManager.js"
 import * as SessionMiddleware from "../src/SessionMiddleware.js"
 import * as MemoryStore from "../src/SessionStore/Memory.js"
 import { eventually, requireBackend } from "./conformance.js"
+import { counterRoutes } from "./fixtures/locks-counter.js"
 import { isReachable, postgres, redis, service } from "./services.js"
 
 const redisUp = await isReachable(redis.host, redis.port)
@@ -61,29 +62,6 @@ afterAll(async () => {
 // Helpers: an in-process server with a counter, real HTTP through NodeHttpServer.layerTest.
 
 const SessionLive = SessionManager.layer().pipe(Layer.provide(MemoryStore.layer({ cleanupInterval: 0 })))
-
-const counterRoutes = HttpRouter.empty.pipe(
-  HttpRouter.get(
-    "/start",
-    Effect.flatMap(Session, (session) => session.put("count", 0)).pipe(Effect.as(HttpServerResponse.text("0")))
-  ),
-  HttpRouter.post(
-    "/increment",
-    Effect.gen(function*() {
-      const session = yield* Session
-      const count = yield* session.getInt("count")
-      yield* Effect.sleep("1 millis")
-      yield* session.put("count", count + 1)
-      return HttpServerResponse.text(String(count + 1))
-    })
-  ),
-  HttpRouter.get(
-    "/count",
-    Effect.flatMap(Session, (session) => session.getInt("count")).pipe(
-      Effect.map((n) => HttpServerResponse.text(String(n)))
-    )
-  )
-)
 
 /** Starts `app` behind the middleware on a random loopback port; returns a client for it. */
 const serve = <E>(
