@@ -13,9 +13,10 @@
  *   --only LIST       comma-separated sections: http,memory,scale,sweep,stores (default all)
  *   --quick           short runs, for a smoke test
  *   --json            print one JSON object on stdout (progress goes to stderr)
+ *   --no-pin          do not pin the load generator and the servers to separate CPU cores
  */
 import autocannon from "autocannon"
-import { type ChildProcess, spawn } from "node:child_process"
+import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import * as os from "node:os"
 import { build } from "./build.js"
 import type { ReadyMessage } from "./shared.js"
@@ -53,6 +54,14 @@ const sections = new Set(
   onlyIndex >= 0 ? (argv[onlyIndex + 1] ?? "").split(",") : ["http", "memory", "scale", "sweep", "stores"]
 )
 
+// The load generator (this process) on core 0 and the server under load on the others, with
+// `taskset` where there is one: on a small machine they would otherwise take turns on the same
+// cores, and a server's garbage-collector threads would slow the load generator down.
+const cores = os.availableParallelism()
+const pinned = !flag("no-pin") && cores >= 2 && spawnSync("taskset", ["-V"]).status === 0 &&
+  spawnSync("taskset", ["-a", "-cp", "0", String(process.pid)], { stdio: "ignore" }).status === 0
+const serverCores = `1-${cores - 1}`
+
 const log = (message: string): void => {
   ;(json ? process.stderr : process.stdout).write(`${message}\n`)
 }
@@ -77,10 +86,15 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
   })
 }
 
-const spawnTs = (file: string, args: ReadonlyArray<string>, nodeFlags: ReadonlyArray<string> = []) => {
-  const child = spawn(process.execPath, [...nodeFlags, compiled(file), ...args], {
-    stdio: ["ignore", "pipe", "pipe", "ipc"]
-  })
+const spawnTs = (
+  file: string,
+  args: ReadonlyArray<string>,
+  nodeFlags: ReadonlyArray<string> = [],
+  pin = false
+) => {
+  const command = [process.execPath, ...nodeFlags, compiled(file), ...args]
+  const [executable, ...rest] = pin && pinned ? ["taskset", "-c", serverCores, ...command] : command
+  const child = spawn(executable, rest, { stdio: ["ignore", "pipe", "pipe", "ipc"] })
   children.add(child)
   child.once("exit", () => children.delete(child))
   let stdout = ""
@@ -111,7 +125,7 @@ const startServer = (
   timeoutMs = 60_000
 ): Promise<Server> =>
   new Promise((resolve, reject) => {
-    const { child, stderr } = spawnTs(file, args)
+    const { child, stderr } = spawnTs(file, args, [], true)
     const timer = setTimeout(() => {
       child.kill("SIGKILL")
       reject(new Error(`${name} did not start within ${timeoutMs / 1000} s: ${stderr()}`))
@@ -565,11 +579,13 @@ const machine = {
   cpu: os.cpus()[0]?.model ?? "unknown",
   node: process.version,
   platform: `${os.type()} ${os.release()}`,
-  loadAverageAtStart: os.loadavg().map((l) => round(l, 2))
+  loadAverageAtStart: os.loadavg().map((l) => round(l, 2)),
+  pinned: pinned ? { loadGenerator: "0", servers: serverCores } : false
 }
 
 const main = async () => {
   log(`machine: ${machine.nproc} × ${machine.cpu}, Node ${machine.node}, load ${machine.loadAverageAtStart.join(" ")}`)
+  log(pinned ? `load generator on core 0, servers on cores ${serverCores}` : "not pinned to cores")
   const http = sections.has("http") ? await runHttp() : undefined
   const memory = sections.has("memory") ? await runMemory() : undefined
   const scale = sections.has("scale") ? await runScale() : undefined

@@ -456,7 +456,7 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
     Effect.suspend(() => {
       const state = InternalSession.stateOf(session)
       if (state.status === "Destroyed") return Effect.succeed(CommitOutcome.Destroyed())
-      if (state.status === "Unmodified" && !state.touch) return Effect.succeed(CommitOutcome.Unchanged())
+      if (!InternalSession.needsCommit(state)) return Effect.succeed(CommitOutcome.Unchanged())
       return write(state)
     })
 

@@ -9,21 +9,24 @@ import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
 import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
-import type * as Context from "effect/Context"
+import type * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
+import * as InternalSession from "./internal/session.js"
 import * as Token from "./internal/token.js"
 import { Session } from "./Session.js"
 import { SessionLock } from "./SessionLock.js"
 import type { SessionLockError } from "./SessionLock.js"
 import { SessionManager } from "./SessionManager.js"
-import type { ResolvedOptions } from "./SessionManager.js"
+import type { ResolvedOptions, SessionError } from "./SessionManager.js"
 import * as SessionTransport from "./SessionTransport.js"
 
 /**
@@ -114,7 +117,14 @@ const busyResponse = (retryAfterSeconds: number) =>
   })
 
 type Begun =
-  | { readonly _tag: "Loaded"; readonly session: Session; readonly releaseOnExit: Effect.Effect<void> | undefined }
+  | {
+    readonly _tag: "Loaded"
+    readonly session: Session
+    /** Releases the lock after the commit; undefined without a lock. */
+    readonly release: Effect.Effect<void> | undefined
+    /** Releases the lock when the middleware's effect ends (no request scope to do it). */
+    readonly releaseOnExit: Effect.Effect<void> | undefined
+  }
   | { readonly _tag: "LoadFailed"; readonly response: HttpServerResponse.HttpServerResponse }
   | { readonly _tag: "LockFailed"; readonly error: SessionLockError; readonly retryAfterSeconds: number }
 
@@ -141,9 +151,12 @@ export const begin = (
   never,
   HttpServerRequest.HttpServerRequest
 > =>
-  Effect.map(
+  Effect.flatMap(
     start(manager, transport, undefined),
-    (begun) => begun._tag === "Loaded" ? Either.right(begun.session) : Either.left(failureResponse(begun, transport))
+    (begun): Effect.Effect<Either.Either<Session, HttpServerResponse.HttpServerResponse>> =>
+      begun._tag === "Loaded"
+        ? Effect.as(register(manager, transport, begun), Either.right(begun.session))
+        : Effect.succeed(Either.left(failureResponse(begun, transport)))
   )
 
 const failureResponse = (
@@ -153,27 +166,24 @@ const failureResponse = (
   begun._tag === "LoadFailed" ? begun.response : transport.decorate(busyResponse(begun.retryAfterSeconds))
 
 /**
- * The pre-response handler: commits (then releases the lock, if any) and tells the client.
- * Plain `flatMap` chains rather than `Effect.gen`: this runs on every request.
+ * Commits (then releases the lock, if any) and tells the client, on the response about to be
+ * sent. Plain `flatMap` chains rather than `Effect.gen`: this runs on every request.
  */
-const commitThenRespond = (
+const commitAndRespond = (
   manager: SessionManager,
   transport: SessionTransport.SessionTransport,
   session: Session,
-  release: Effect.Effect<void> | undefined
-): HttpApp.PreResponseHandler =>
-(request, response) => {
-  const committed = Effect.either(manager.commit(session))
-  return Effect.flatMap(
-    release === undefined ? committed : Effect.ensuring(committed, release),
-    (result): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
-      if (Either.isLeft(result)) {
-        return Effect.zipRight(
-          Effect.logError("effect-session: could not commit the session", result.left),
-          Effect.map(manager.options.errorHandler(result.left, request), transport.decorate)
-        )
-      }
-      const outcome = result.right
+  release: Effect.Effect<void> | undefined,
+  request: HttpServerRequest.HttpServerRequest,
+  response: HttpServerResponse.HttpServerResponse
+): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
+  const responded = Effect.matchEffect(manager.commit(session), {
+    onFailure: (error) =>
+      Effect.zipRight(
+        Effect.logError("effect-session: could not commit the session", error),
+        Effect.map(manager.options.errorHandler(error, request), transport.decorate)
+      ),
+    onSuccess: (outcome): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
       switch (outcome._tag) {
         case "Written":
           return Effect.clockWith((clock) =>
@@ -192,11 +202,41 @@ const commitThenRespond = (
           return Effect.succeed(transport.decorate(response))
       }
     }
-  )
+  })
+  return release === undefined ? responded : Effect.ensuring(responded, release)
 }
 
-/** Loads the session and registers its commit; on a load failure, releases and answers. */
-const loadAndRegister = (
+/** The pre-response handler that commits and tells the client. */
+const commitThenRespond = (
+  manager: SessionManager,
+  transport: SessionTransport.SessionTransport,
+  session: Session,
+  release: Effect.Effect<void> | undefined
+): HttpApp.PreResponseHandler =>
+(request, response) => commitAndRespond(manager, transport, session, release, request, response)
+
+/** Registers the commit (then the release) as a pre-response handler. */
+const register = (
+  manager: SessionManager,
+  transport: SessionTransport.SessionTransport,
+  loaded: Extract<Begun, { readonly _tag: "Loaded" }>
+): Effect.Effect<void> =>
+  HttpApp.appendPreResponseHandler(commitThenRespond(manager, transport, loaded.session, loaded.release))
+
+/** Logs a load failure and answers with the manager's error handler. */
+const loadFailed = (
+  manager: SessionManager,
+  transport: SessionTransport.SessionTransport,
+  request: HttpServerRequest.HttpServerRequest,
+  error: SessionError
+): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
+  Effect.zipRight(
+    Effect.logError("effect-session: could not load the session", error),
+    Effect.map(manager.options.errorHandler(error, request), transport.decorate)
+  )
+
+/** Loads the session; on a load failure, releases and answers. */
+const load = (
   manager: SessionManager,
   transport: SessionTransport.SessionTransport,
   request: HttpServerRequest.HttpServerRequest,
@@ -204,32 +244,22 @@ const loadAndRegister = (
   release: Effect.Effect<void> | undefined,
   releaseOnExit: Effect.Effect<void> | undefined
 ): Effect.Effect<Begun> =>
-  Effect.flatMap(Effect.either(manager.load(token)), (loaded): Effect.Effect<Begun> => {
-    if (Either.isLeft(loaded)) {
-      return Effect.zipRight(
-        Effect.zipRight(
-          release ?? Effect.void,
-          Effect.logError("effect-session: could not load the session", loaded.left)
-        ),
-        Effect.map(
-          manager.options.errorHandler(loaded.left, request),
-          (response): Begun => ({ _tag: "LoadFailed", response: transport.decorate(response) })
-        )
-      )
-    }
-    const session = loaded.right
-    return Effect.as(
-      HttpApp.appendPreResponseHandler(commitThenRespond(manager, transport, session, release)),
-      { _tag: "Loaded", session, releaseOnExit } as const
-    )
+  Effect.matchEffect(manager.load(token), {
+    onFailure: (error) =>
+      Effect.map(
+        release === undefined
+          ? loadFailed(manager, transport, request, error)
+          : Effect.zipRight(release, loadFailed(manager, transport, request, error)),
+        (response): Begun => ({ _tag: "LoadFailed", response })
+      ),
+    onSuccess: (session): Effect.Effect<Begun> => Effect.succeed({ _tag: "Loaded", session, release, releaseOnExit })
   })
 
 /**
- * Takes the lock (when there is one and the client sent a well-formed token), loads, and
- * registers commit-then-release as a pre-response handler. The lock is released exactly once
- * (closing a scope is idempotent): after the commit; or, when the pre-response handler never
- * runs, by the request's `Scope` (closed by the server after the response) or, outside a
- * server, when the middleware's effect ends (`releaseOnExit`).
+ * Takes the lock (when there is one and the client sent a well-formed token) and loads. The
+ * lock is released exactly once (closing a scope is idempotent): after the commit; or, when
+ * the commit never runs, by the request's `Scope` (closed by the server after the response)
+ * or, outside a server, when the middleware's effect ends (`releaseOnExit`).
  */
 const start = (
   manager: SessionManager,
@@ -241,7 +271,7 @@ const start = (
     (request) =>
       Effect.flatMap(transport.read(request), (token) =>
         lock === undefined || Option.isNone(token) || !Token.isWellFormed(token.value)
-          ? loadAndRegister(manager, transport, request, token, undefined, undefined)
+          ? load(manager, transport, request, token, undefined, undefined)
           : Effect.gen(function*() {
             const key = manager.options.hashTokenInStore ? Token.hash(token.value) : token.value
             const lockScope = yield* Scope.make()
@@ -264,7 +294,7 @@ const start = (
               return { _tag: "LockFailed", error, retryAfterSeconds: lock.retryAfterSeconds } as const
             }
             const releaseOnExit = Option.isSome(requestScope) ? undefined : release
-            return yield* loadAndRegister(manager, transport, request, token, release, releaseOnExit)
+            return yield* load(manager, transport, request, token, release, releaseOnExit)
           }))
   )
 
@@ -315,37 +345,77 @@ export const make: {
     return transport
   }
   return <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, Exclude<R, SI> | MI> =>
-    Effect.flatMap(managerTag, (manager) => {
+    Effect.withFiberRuntime((fiber) => {
+      const context = fiber.currentContext
+      const manager = Context.unsafeGet(context, managerTag)
+      const request = Context.unsafeGet(context, HttpServerRequest.HttpServerRequest)
       const transport = transportFor(manager)
-      const begunWith = (
-        begun: Begun
-      ): Effect.Effect<
-        HttpServerResponse.HttpServerResponse,
-        E,
-        Exclude<R, SI> | HttpServerRequest.HttpServerRequest
-      > => {
+      const serve = (begun: Begun) => {
         switch (begun._tag) {
           case "LoadFailed":
             return Effect.succeed(begun.response)
           case "LockFailed": {
             const onError = lockOptions !== undefined && lockOptions !== true ? lockOptions.onError : undefined
             if (onError === undefined) return Effect.succeed(failureResponse(begun, transport))
-            return Effect.flatMap(
-              HttpServerRequest.HttpServerRequest,
-              (request) => Effect.map(onError(begun.error, request), transport.decorate)
-            )
+            return Effect.map(onError(begun.error, request), transport.decorate)
           }
         }
-        const handled = Effect.provideService(app, sessionTag, begun.session)
-        return begun.releaseOnExit === undefined ? handled : Effect.ensuring(handled, begun.releaseOnExit)
+        const { release, releaseOnExit, session } = begun
+        const state = InternalSession.stateOf(session)
+        const handled = runWith(context, sessionTag, session, app, {
+          // The handler answered: commit now (nothing to do for an unchanged session).
+          onSuccess: (response) =>
+            release === undefined && !InternalSession.needsCommit(state)
+              ? Effect.succeed(transport.decorate(response))
+              : commitAndRespond(manager, transport, session, release, request, response),
+          // It failed: the server turns the failure into a response; commit before it is sent.
+          onFailure: (cause) =>
+            Effect.zipRight(
+              HttpApp.appendPreResponseHandler(commitThenRespond(manager, transport, session, release)),
+              Effect.failCause(cause)
+            )
+        })
+        return releaseOnExit === undefined ? handled : Effect.ensuring(handled, releaseOnExit)
       }
-      return lockOptions === undefined
-        ? Effect.flatMap(start(manager, transport, undefined), begunWith)
-        : Effect.flatMap(
-          SessionLock,
-          (lock) => Effect.flatMap(start(manager, transport, resolveLock(lock, lockOptions)), begunWith)
+      if (lockOptions === undefined) {
+        return Effect.flatMap(
+          transport.read(request),
+          (token) => Effect.flatMap(load(manager, transport, request, token, undefined, undefined), serve)
         )
+      }
+      return Effect.flatMap(
+        SessionLock,
+        (lock) => Effect.flatMap(start(manager, transport, resolveLock(lock, lockOptions)), serve)
+      )
     }) as HttpApp.Default<E, Exclude<R, SI> | MI>
+}
+
+/**
+ * Runs `app` with `service` added to the context (taken from the fiber at the start), then
+ * `onSuccess` or `onFailure`. This is `Effect.provideService` without the acquire/use/release
+ * of `Effect.locally` (several more effects per request on the hot path): the context is set
+ * and the previous one put back as soon as `app` ends, whichever way. `@effect/platform` runs
+ * the app uninterruptibly (the router opens an interruptible region only around the route
+ * handler), so the context is put back even when the request is interrupted.
+ */
+const runWith = <I, S, A, E, R, B, E2, R2>(
+  context: Context.Context<never>,
+  tag: Context.Tag<I, S>,
+  service: S,
+  app: Effect.Effect<A, E, R>,
+  continuations: {
+    readonly onSuccess: (a: A) => Effect.Effect<B, E2, R2>
+    readonly onFailure: (cause: Cause.Cause<E>) => Effect.Effect<B, E2, R2>
+  }
+): Effect.Effect<B, E2, Exclude<R, I> | R2> => {
+  const restore = FiberRef.set(FiberRef.currentContext, context)
+  return Effect.zipRight(
+    FiberRef.set(FiberRef.currentContext, Context.add(context, tag, service)),
+    Effect.matchCauseEffect(app, {
+      onSuccess: (a) => Effect.zipRight(restore, continuations.onSuccess(a)),
+      onFailure: (cause) => Effect.zipRight(restore, continuations.onFailure(cause))
+    })
+  ) as Effect.Effect<B, E2, Exclude<R, I> | R2>
 }
 
 /**
@@ -436,7 +506,7 @@ export const layerApi: LayerApi = ((
         (begun): Effect.Effect<Session, SessionUnavailable | SessionBusy> => {
           switch (begun._tag) {
             case "Loaded":
-              return Effect.succeed(begun.session)
+              return Effect.as(register(manager, transport, begun), begun.session)
             case "LoadFailed":
               return Effect.fail(new SessionUnavailable())
             case "LockFailed":

@@ -50,9 +50,10 @@ const bare = () => {
         })
       )
     ),
-    HttpRouter.get("/get", Effect.succeed(HttpServerResponse.text(BARE_USER))),
+    // Responses are built per request, as a handler (and the peers' bare servers) would.
+    HttpRouter.get("/get", Effect.sync(() => HttpServerResponse.text(BARE_USER))),
     HttpRouter.get("/incr", Effect.sync(() => HttpServerResponse.text(String(++counter)))),
-    HttpRouter.get("/new", Effect.succeed(HttpServerResponse.text("ok"))),
+    HttpRouter.get("/new", Effect.sync(() => HttpServerResponse.text("ok"))),
     HttpRouter.get("/__cpu", Effect.sync(() => HttpServerResponse.text(String(cpuMicros()))))
   )
   return Layer.mergeAll(

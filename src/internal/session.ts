@@ -54,6 +54,9 @@ export const stateOf = (session: Session): SessionState => {
   return state
 }
 
+/** Whether a commit has anything to do: a change, a destroy, or an idle-window refresh. */
+export const needsCommit = (state: SessionState): boolean => state.status !== "Unmodified" || state.touch
+
 export const freshState = (now: number, lifetimeMillis: number): SessionState => ({
   token: undefined,
   storeKey: undefined,
@@ -85,149 +88,255 @@ const asBytes = (u: unknown): Uint8Array => Option.getOrElse(decodeBytes(u), () 
 const decodeDate = Schema.decodeUnknownOption(Schema.Date)
 const asDate = (u: unknown): Date => Option.getOrElse(decodeDate(u), () => new Date(0))
 
-export const make = (state: SessionState, context: SessionContext): SessionWithState => {
-  const touchModified = () => {
-    state.status = "Modified"
-  }
+const touchModified = (state: SessionState): void => {
+  state.status = "Modified"
+}
 
-  const getRaw = (name: string): Option.Option<unknown> =>
-    state.values.has(name) ? Option.some(state.values.get(name)) : Option.none()
+const getRaw = (state: SessionState, name: string): Option.Option<unknown> =>
+  state.values.has(name) ? Option.some(state.values.get(name)) : Option.none()
 
-  const popRaw = (name: string): Option.Option<unknown> => {
-    if (!state.values.has(name)) return Option.none()
-    const value = state.values.get(name)
-    state.values.delete(name)
-    touchModified()
-    return Option.some(value)
-  }
+const popRaw = (state: SessionState, name: string): Option.Option<unknown> => {
+  if (!state.values.has(name)) return Option.none()
+  const value = state.values.get(name)
+  state.values.delete(name)
+  touchModified(state)
+  return Option.some(value)
+}
 
-  const get = (key: TypedOrNamed): Effect.Effect<Option.Option<unknown>, SessionValueError> =>
-    Effect.suspend(() => {
-      const raw = getRaw(nameOf(key))
-      if (typeof key === "string" || Option.isNone(raw)) return Effect.succeed(raw)
-      return Either.match(decodeWith(key, raw.value), {
-        onLeft: Effect.fail,
-        onRight: (a) => Effect.succeed(Option.some(a))
-      })
+const get = (state: SessionState, key: TypedOrNamed): Effect.Effect<Option.Option<unknown>, SessionValueError> =>
+  Effect.suspend(() => {
+    const raw = getRaw(state, nameOf(key))
+    if (typeof key === "string" || Option.isNone(raw)) return Effect.succeed(raw)
+    return Either.match(decodeWith(key, raw.value), {
+      onLeft: Effect.fail,
+      onRight: (a) => Effect.succeed(Option.some(a))
     })
+  })
 
-  const pop = (key: TypedOrNamed): Effect.Effect<Option.Option<unknown>, SessionValueError> =>
-    Effect.suspend(() => {
-      const raw = getRaw(nameOf(key))
-      if (Option.isNone(raw)) return Effect.succeed(raw)
-      if (typeof key !== "string") {
-        // Decode before removing: a value that no longer decodes stays where it was.
-        const decoded = decodeWith(key, raw.value)
-        if (Either.isLeft(decoded)) return Effect.fail(decoded.left)
-        popRaw(key.name)
-        return Effect.succeed(Option.some(decoded.right))
-      }
-      return Effect.succeed(popRaw(key))
+const pop = (state: SessionState, key: TypedOrNamed): Effect.Effect<Option.Option<unknown>, SessionValueError> =>
+  Effect.suspend(() => {
+    const raw = getRaw(state, nameOf(key))
+    if (Option.isNone(raw)) return Effect.succeed(raw)
+    if (typeof key !== "string") {
+      // Decode before removing: a value that no longer decodes stays where it was.
+      const decoded = decodeWith(key, raw.value)
+      if (Either.isLeft(decoded)) return Effect.fail(decoded.left)
+      popRaw(state, key.name)
+      return Effect.succeed(Option.some(decoded.right))
+    }
+    return Effect.succeed(popRaw(state, key))
+  })
+
+const put = (state: SessionState, key: TypedOrNamed, value: unknown): Effect.Effect<void, SessionValueError> =>
+  Effect.suspend(() => {
+    if (typeof key === "string") {
+      state.values.set(key, value as Json)
+      touchModified(state)
+      return Effect.void
+    }
+    return Either.match(ParseResult.encodeEither(key.schema)(value), {
+      onLeft: (issue) =>
+        Effect.fail(
+          new SessionValueError({ reason: "Encode", key: key.name, cause: new ParseResult.ParseError({ issue }) })
+        ),
+      onRight: (encoded) =>
+        Effect.sync(() => {
+          state.values.set(key.name, encoded)
+          touchModified(state)
+        })
     })
+  })
 
-  const put = (key: TypedOrNamed, value: unknown): Effect.Effect<void, SessionValueError> =>
-    Effect.suspend(() => {
-      if (typeof key === "string") {
-        state.values.set(key, value as Json)
-        touchModified()
-        return Effect.void
-      }
-      return Either.match(ParseResult.encodeEither(key.schema)(value), {
-        onLeft: (issue) =>
-          Effect.fail(
-            new SessionValueError({ reason: "Encode", key: key.name, cause: new ParseResult.ParseError({ issue }) })
-          ),
-        onRight: (encoded) =>
-          Effect.sync(() => {
-            state.values.set(key.name, encoded)
-            touchModified()
-          })
-      })
-    })
-
-  const getWith = <A>(read: (u: unknown) => A) => (name: string): Effect.Effect<A> =>
-    Effect.sync(() => read(state.values.get(name)))
-  const popWith = <A>(read: (u: unknown) => A) => (name: string): Effect.Effect<A> =>
-    Effect.sync(() => read(Option.getOrUndefined(popRaw(name))))
-
-  const renewToken: Effect.Effect<void, SessionStoreError> = Effect.gen(function*() {
+const renewToken = (state: SessionState, context: SessionContext): Effect.Effect<void, SessionStoreError> =>
+  Effect.gen(function*() {
     const oldKey = state.storeKey
     if (oldKey !== undefined) yield* context.deleteKey(oldKey)
     const now = yield* Clock.currentTimeMillis
     state.token = Token.generate()
     state.storeKey = undefined
     state.deadline = now + context.lifetimeMillis
-    touchModified()
+    touchModified(state)
   })
 
-  const session: SessionWithState = {
-    [SessionStateId]: state,
-    get: get as Session["get"],
-    put: put as Session["put"],
-    pop: pop as Session["pop"],
-    remove: (key) =>
+const destroy = (state: SessionState, context: SessionContext): Effect.Effect<void, SessionStoreError> =>
+  Effect.gen(function*() {
+    const key = state.storeKey
+    const now = yield* Clock.currentTimeMillis
+    state.token = undefined
+    state.storeKey = undefined
+    state.values = new Map()
+    state.deadline = now + context.lifetimeMillis
+    state.rememberMe = undefined
+    state.touch = false
+    state.status = "Destroyed"
+    if (key !== undefined) yield* context.deleteKey(key)
+  })
+
+const mergeSession = (
+  state: SessionState,
+  context: SessionContext,
+  tokenInput: string | Redacted.Redacted<string>
+): Effect.Effect<void, SessionStoreError> =>
+  Effect.gen(function*() {
+    const token = Redacted.isRedacted(tokenInput) ? Redacted.value(tokenInput) : tokenInput
+    if (token === state.token || !Token.isWellFormed(token)) return
+    const found = yield* context.findRecord(token)
+    if (Option.isNone(found)) return
+    const other = found.value
+    for (const [name, value] of other.values) state.values.set(name, value)
+    if (other.deadline > state.deadline) state.deadline = other.deadline
+    touchModified(state)
+    yield* context.deleteKey(other.key)
+  })
+
+const getWith = <A>(state: SessionState, read: (u: unknown) => A, name: string): Effect.Effect<A> =>
+  Effect.sync(() => read(state.values.get(name)))
+
+const popWith = <A>(state: SessionState, read: (u: unknown) => A, name: string): Effect.Effect<A> =>
+  Effect.sync(() => read(Option.getOrUndefined(popRaw(state, name))))
+
+/**
+ * A session is made on every request, so its members live on the prototype rather than as
+ * ~35 closures per object. Each member is a getter returning a function (or an effect) bound
+ * to this session, so `session.put(...)` and `const { put } = session` both work.
+ */
+class SessionImpl implements SessionWithState {
+  readonly [SessionStateId]: SessionState
+  readonly #context: SessionContext
+  constructor(state: SessionState, context: SessionContext) {
+    this[SessionStateId] = state
+    this.#context = context
+  }
+  get get(): Session["get"] {
+    const state = this[SessionStateId]
+    return ((key: TypedOrNamed) => get(state, key)) as Session["get"]
+  }
+  get put(): Session["put"] {
+    const state = this[SessionStateId]
+    return ((key: TypedOrNamed, value: unknown) => put(state, key, value)) as Session["put"]
+  }
+  get pop(): Session["pop"] {
+    const state = this[SessionStateId]
+    return ((key: TypedOrNamed) => pop(state, key)) as Session["pop"]
+  }
+  get remove(): Session["remove"] {
+    const state = this[SessionStateId]
+    return (key) =>
       Effect.sync(() => {
-        popRaw(nameOf(key))
-      }),
-    clear: Effect.sync(() => {
+        popRaw(state, nameOf(key))
+      })
+  }
+  get clear(): Session["clear"] {
+    const state = this[SessionStateId]
+    return Effect.sync(() => {
       if (state.values.size === 0) return
       state.values.clear()
-      touchModified()
-    }),
-    destroy: Effect.gen(function*() {
-      const key = state.storeKey
-      const now = yield* Clock.currentTimeMillis
-      state.token = undefined
-      state.storeKey = undefined
-      state.values = new Map()
-      state.deadline = now + context.lifetimeMillis
-      state.rememberMe = undefined
-      state.touch = false
-      state.status = "Destroyed"
-      if (key !== undefined) yield* context.deleteKey(key)
-    }),
-    exists: (key) => Effect.sync(() => state.values.has(nameOf(key))),
-    keys: Effect.sync(() => Array.from(state.values.keys()).sort()),
-    renewToken,
-    mergeSession: (tokenInput) =>
-      Effect.gen(function*() {
-        const token = Redacted.isRedacted(tokenInput) ? Redacted.value(tokenInput) : tokenInput
-        if (token === state.token || !Token.isWellFormed(token)) return
-        const found = yield* context.findRecord(token)
-        if (Option.isNone(found)) return
-        const other = found.value
-        for (const [name, value] of other.values) state.values.set(name, value)
-        if (other.deadline > state.deadline) state.deadline = other.deadline
-        touchModified()
-        yield* context.deleteKey(other.key)
-      }),
-    rememberMe: (remember) =>
+      touchModified(state)
+    })
+  }
+  get destroy(): Session["destroy"] {
+    return destroy(this[SessionStateId], this.#context)
+  }
+  get exists(): Session["exists"] {
+    const state = this[SessionStateId]
+    return (key) => Effect.sync(() => state.values.has(nameOf(key)))
+  }
+  get keys(): Session["keys"] {
+    const state = this[SessionStateId]
+    return Effect.sync(() => Array.from(state.values.keys()).sort())
+  }
+  get renewToken(): Session["renewToken"] {
+    return renewToken(this[SessionStateId], this.#context)
+  }
+  get mergeSession(): Session["mergeSession"] {
+    const state = this[SessionStateId]
+    const context = this.#context
+    return (token) => mergeSession(state, context, token)
+  }
+  get rememberMe(): Session["rememberMe"] {
+    const state = this[SessionStateId]
+    return (remember) =>
       Effect.sync(() => {
         state.rememberMe = remember
-        touchModified()
-      }),
-    status: Effect.sync(() => state.status),
-    token: Effect.sync(() => state.token === undefined ? Option.none() : Option.some(Redacted.make(state.token))),
-    deadline: Effect.sync(() => DateTime.unsafeMake(state.deadline)),
-    setDeadline: (input) =>
+        touchModified(state)
+      })
+  }
+  get status(): Session["status"] {
+    const state = this[SessionStateId]
+    return Effect.sync(() => state.status)
+  }
+  get token(): Session["token"] {
+    const state = this[SessionStateId]
+    return Effect.sync(() => state.token === undefined ? Option.none() : Option.some(Redacted.make(state.token)))
+  }
+  get deadline(): Session["deadline"] {
+    const state = this[SessionStateId]
+    return Effect.sync(() => DateTime.unsafeMake(state.deadline))
+  }
+  get setDeadline(): Session["setDeadline"] {
+    const state = this[SessionStateId]
+    return (input) =>
       Effect.sync(() => {
         state.deadline = DateTime.toEpochMillis(DateTime.unsafeMake(input))
-        touchModified()
-      }),
-    getString: getWith(asString),
-    getNumber: getWith(asNumber),
-    getInt: getWith(asInt),
-    getFloat: getWith(asNumber),
-    getBoolean: getWith(asBoolean),
-    getBytes: getWith(asBytes),
-    getDate: getWith(asDate),
-    popString: popWith(asString),
-    popNumber: popWith(asNumber),
-    popInt: popWith(asInt),
-    popFloat: popWith(asNumber),
-    popBoolean: popWith(asBoolean),
-    popBytes: popWith(asBytes),
-    popDate: popWith(asDate)
+        touchModified(state)
+      })
   }
-  return session
+  get getString(): Session["getString"] {
+    const state = this[SessionStateId]
+    return (name) => getWith(state, asString, name)
+  }
+  get getNumber(): Session["getNumber"] {
+    const state = this[SessionStateId]
+    return (name) => getWith(state, asNumber, name)
+  }
+  get getInt(): Session["getInt"] {
+    const state = this[SessionStateId]
+    return (name) => getWith(state, asInt, name)
+  }
+  get getFloat(): Session["getFloat"] {
+    const state = this[SessionStateId]
+    return (name) => getWith(state, asNumber, name)
+  }
+  get getBoolean(): Session["getBoolean"] {
+    const state = this[SessionStateId]
+    return (name) => getWith(state, asBoolean, name)
+  }
+  get getBytes(): Session["getBytes"] {
+    const state = this[SessionStateId]
+    return (name) => getWith(state, asBytes, name)
+  }
+  get getDate(): Session["getDate"] {
+    const state = this[SessionStateId]
+    return (name) => getWith(state, asDate, name)
+  }
+  get popString(): Session["popString"] {
+    const state = this[SessionStateId]
+    return (name) => popWith(state, asString, name)
+  }
+  get popNumber(): Session["popNumber"] {
+    const state = this[SessionStateId]
+    return (name) => popWith(state, asNumber, name)
+  }
+  get popInt(): Session["popInt"] {
+    const state = this[SessionStateId]
+    return (name) => popWith(state, asInt, name)
+  }
+  get popFloat(): Session["popFloat"] {
+    const state = this[SessionStateId]
+    return (name) => popWith(state, asNumber, name)
+  }
+  get popBoolean(): Session["popBoolean"] {
+    const state = this[SessionStateId]
+    return (name) => popWith(state, asBoolean, name)
+  }
+  get popBytes(): Session["popBytes"] {
+    const state = this[SessionStateId]
+    return (name) => popWith(state, asBytes, name)
+  }
+  get popDate(): Session["popDate"] {
+    const state = this[SessionStateId]
+    return (name) => popWith(state, asDate, name)
+  }
 }
+
+export const make = (state: SessionState, context: SessionContext): SessionWithState => new SessionImpl(state, context)
