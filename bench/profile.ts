@@ -25,7 +25,16 @@ fs.mkdirSync(dir, { recursive: true })
 const before = new Set(fs.readdirSync(dir))
 const child = spawn(
   process.execPath,
-  ["--cpu-prof", "--cpu-prof-dir", dir, compiled(`servers/${framework}.ts`), "--mode", mode],
+  [
+    "--cpu-prof",
+    "--cpu-prof-interval",
+    "100",
+    "--cpu-prof-dir",
+    dir,
+    compiled(`servers/${framework}.ts`),
+    "--mode",
+    mode
+  ],
   { stdio: ["ignore", "inherit", "inherit", "ipc"] }
 )
 process.on("exit", () => child.kill("SIGKILL"))

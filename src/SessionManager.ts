@@ -3,6 +3,7 @@
  *
  * @since 0.1.0
  */
+import * as Cookies from "@effect/platform/Cookies"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Clock from "effect/Clock"
@@ -151,7 +152,7 @@ export type SessionError = SessionStoreError | SessionCodecError
  *
  * - `Unchanged`: nothing to write, nothing to send.
  * - `Written`: stored; send the token (with `expiresAt`; `persistent` says whether the cookie
- *   carries `Expires`/`Max-Age`).
+ *   carries `Expires`/`Max-Age`; `committedAt` is the `Clock`'s time of the write, epoch ms).
  * - `Destroyed`: the session was destroyed; send a deletion cookie.
  * - `Gone`: the session was destroyed or renewed by another request meanwhile, so the write
  *   was dropped; send nothing (a concurrent renew may just have set a new cookie).
@@ -161,7 +162,12 @@ export type SessionError = SessionStoreError | SessionCodecError
  */
 export type CommitOutcome = Data.TaggedEnum<{
   Unchanged: {}
-  Written: { readonly token: Redacted.Redacted<string>; readonly expiresAt: number; readonly persistent: boolean }
+  Written: {
+    readonly token: Redacted.Redacted<string>
+    readonly expiresAt: number
+    readonly persistent: boolean
+    readonly committedAt: number
+  }
   Destroyed: {}
   Gone: {}
 }>
@@ -266,6 +272,15 @@ export const resolveOptions = (options: Options = {}): Either.Either<ResolvedOpt
       return yield* fail(`cookie name ${JSON.stringify(cookie.name)} is not a valid cookie name`)
     }
     if (!cookie.path.startsWith("/")) return yield* fail(`cookie path must start with "/", got ${cookie.path}`)
+    // The platform's own checks, once here rather than on every response that sets the cookie.
+    const checked = Cookies.makeCookie(cookie.name, "", { path: cookie.path, domain: cookie.domain })
+    if (Either.isLeft(checked)) {
+      return yield* fail(
+        checked.left.reason === "InvalidDomain"
+          ? `cookie domain ${JSON.stringify(cookie.domain)} is not a valid domain`
+          : `cookie path ${JSON.stringify(cookie.path)} is not a valid cookie path`
+      )
+    }
     if (cookie.name.startsWith("__Host-")) {
       if (!cookie.secure) return yield* fail("a __Host- cookie must be secure (set cookie.secure: true)")
       if (cookie.domain !== undefined) return yield* fail("a __Host- cookie must not have a domain")
@@ -377,16 +392,20 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
   const liveRecord = (now: number, record: SessionCodec.SessionRecord): boolean =>
     record.deadline > now && (idleMillis === 0 || record.committedAt + idleMillis > now)
 
-  /** Finds and decodes the record under a store key, dropping one that does not decode. */
-  const findDecoded = (
+  /**
+   * Finds and decodes the live record under a store key (undefined when there is none, it
+   * expired, or it does not decode and is dropped) and hands it to `f`, in one step.
+   */
+  const findDecoded = <A>(
     key: string,
-    now: number
-  ): Effect.Effect<Option.Option<SessionCodec.SessionRecord>, SessionError> =>
-    Effect.flatMap(store.find(key), (found): Effect.Effect<Option.Option<SessionCodec.SessionRecord>, SessionError> => {
-      if (Option.isNone(found)) return Effect.succeed(Option.none())
+    now: number,
+    f: (record: SessionCodec.SessionRecord | undefined) => A
+  ): Effect.Effect<A, SessionError> =>
+    Effect.flatMap(store.find(key), (found): Effect.Effect<A, SessionError> => {
+      if (Option.isNone(found)) return Effect.succeed(f(undefined))
       const decoded = decodeRecord(found.value)
       if (Either.isRight(decoded)) {
-        return Effect.succeed(liveRecord(now, decoded.right) ? Option.some(decoded.right) : Option.none())
+        return Effect.succeed(f(liveRecord(now, decoded.right) ? decoded.right : undefined))
       }
       const error = new SessionCodecError({
         reason: "Decode",
@@ -395,7 +414,7 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
       if (options.onDecodeError === "fail") return Effect.fail(error)
       return Effect.logWarning("effect-session: a stored session no longer decodes; starting a fresh one", error).pipe(
         Effect.zipRight(store.delete(key)),
-        Effect.as(Option.none())
+        Effect.map(() => f(undefined))
       )
     })
 
@@ -407,15 +426,15 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
       Effect.gen(function*() {
         const key = storeKeyOf(token)
         const now = yield* Clock.currentTimeMillis
-        const found = yield* findDecoded(key, now).pipe(
-          // A session we are merging from that does not decode has nothing to give.
-          Effect.catchTag("SessionCodecError", () => Effect.succeed(Option.none()))
-        )
-        return Option.map(found, (record) => ({
-          key,
-          deadline: record.deadline,
-          values: new Map(Object.entries(record.values))
-        }))
+        return yield* findDecoded(key, now, (record) =>
+          record === undefined ? Option.none() : Option.some({
+            key,
+            deadline: record.deadline,
+            values: new Map(Object.entries(record.values))
+          })).pipe(
+            // A session we are merging from that does not decode has nothing to give.
+            Effect.catchTag("SessionCodecError", () => Effect.succeed(Option.none()))
+          )
       })
   }
 
@@ -446,10 +465,7 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
       const token = Option.isOption(input) ? Option.getOrUndefined(input) : input
       if (token === undefined || !Token.isWellFormed(token)) return Effect.succeed(fresh(now))
       const key = storeKeyOf(token)
-      return Effect.map(
-        findDecoded(key, now),
-        (record) => Option.isNone(record) ? fresh(now) : fromRecord(token, key, record.value, now)
-      )
+      return findDecoded(key, now, (record) => record === undefined ? fresh(now) : fromRecord(token, key, record, now))
     })
 
   const commit: SessionManager["commit"] = (session) =>
@@ -468,12 +484,11 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
       const updating = state.storeKey !== undefined
       const key = state.storeKey ?? storeKeyOf(token)
       const expiresAt = idleMillis > 0 ? Math.min(state.deadline, now + idleMillis) : state.deadline
-      const record: SessionCodec.SessionRecord = {
-        deadline: state.deadline,
-        committedAt: now,
-        values: Object.fromEntries(state.values),
-        ...(state.rememberMe === undefined ? {} : { rememberMe: state.rememberMe })
-      }
+      const values = Object.fromEntries(state.values)
+      // Not a conditional spread: that costs more than the rest of building the record.
+      const record: SessionCodec.SessionRecord = state.rememberMe === undefined
+        ? { deadline: state.deadline, committedAt: now, values }
+        : { deadline: state.deadline, committedAt: now, rememberMe: state.rememberMe, values }
       const encoded = encodeRecord(record)
       if (Either.isLeft(encoded)) {
         return Effect.fail(
@@ -495,7 +510,8 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
           return Effect.succeed(CommitOutcome.Written({
             token: Redacted.make(state.token ?? token),
             expiresAt,
-            persistent: options.cookie.persist || state.rememberMe === true
+            persistent: options.cookie.persist || state.rememberMe === true,
+            committedAt: now
           }))
         }
       )

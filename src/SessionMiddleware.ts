@@ -186,15 +186,13 @@ const commitAndRespond = (
     onSuccess: (outcome): Effect.Effect<HttpServerResponse.HttpServerResponse> => {
       switch (outcome._tag) {
         case "Written":
-          return Effect.clockWith((clock) =>
-            Effect.map(
-              transport.write(response, outcome.token, {
-                expiresAt: outcome.expiresAt,
-                persistent: outcome.persistent,
-                now: clock.unsafeCurrentTimeMillis()
-              }),
-              transport.decorate
-            )
+          return Effect.map(
+            transport.write(response, outcome.token, {
+              expiresAt: outcome.expiresAt,
+              persistent: outcome.persistent,
+              now: outcome.committedAt
+            }),
+            transport.decorate
           )
         case "Destroyed":
           return Effect.map(transport.clear(response), transport.decorate)
@@ -350,17 +348,11 @@ export const make: {
       const manager = Context.unsafeGet(context, managerTag)
       const request = Context.unsafeGet(context, HttpServerRequest.HttpServerRequest)
       const transport = transportFor(manager)
-      const serve = (begun: Begun) => {
-        switch (begun._tag) {
-          case "LoadFailed":
-            return Effect.succeed(begun.response)
-          case "LockFailed": {
-            const onError = lockOptions !== undefined && lockOptions !== true ? lockOptions.onError : undefined
-            if (onError === undefined) return Effect.succeed(failureResponse(begun, transport))
-            return Effect.map(onError(begun.error, request), transport.decorate)
-          }
-        }
-        const { release, releaseOnExit, session } = begun
+      const handle = (
+        session: Session,
+        release: Effect.Effect<void> | undefined,
+        releaseOnExit: Effect.Effect<void> | undefined
+      ) => {
         const state = InternalSession.stateOf(session)
         const handled = runWith(context, sessionTag, session, app, {
           // The handler answered: commit now (nothing to do for an unchanged session).
@@ -378,10 +370,23 @@ export const make: {
         return releaseOnExit === undefined ? handled : Effect.ensuring(handled, releaseOnExit)
       }
       if (lockOptions === undefined) {
-        return Effect.flatMap(
-          transport.read(request),
-          (token) => Effect.flatMap(load(manager, transport, request, token, undefined, undefined), serve)
-        )
+        return Effect.flatMap(transport.read(request), (token) =>
+          Effect.matchEffect(manager.load(token), {
+            onFailure: (error) => loadFailed(manager, transport, request, error),
+            onSuccess: (session) => handle(session, undefined, undefined)
+          }))
+      }
+      const serve = (begun: Begun) => {
+        switch (begun._tag) {
+          case "LoadFailed":
+            return Effect.succeed(begun.response)
+          case "LockFailed": {
+            const onError = lockOptions !== true ? lockOptions.onError : undefined
+            if (onError === undefined) return Effect.succeed(failureResponse(begun, transport))
+            return Effect.map(onError(begun.error, request), transport.decorate)
+          }
+        }
+        return handle(begun.session, begun.release, begun.releaseOnExit)
       }
       return Effect.flatMap(
         SessionLock,

@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+import type * as Cookies from "@effect/platform/Cookies"
 import * as Headers from "@effect/platform/Headers"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
@@ -70,37 +71,44 @@ const DELETION_EXPIRES = new Date(1000)
  * @category transports
  */
 export const cookie = (options: ResolvedOptions["cookie"]): SessionTransport => {
-  const attributes = {
+  // Built field by field: an object spread costs more than the rest of setting the cookie.
+  const attributes = (expires: Date | undefined, maxAge: Duration.Duration | undefined): Cookies.Cookie["options"] => ({
     path: options.path,
+    domain: options.domain,
     httpOnly: options.httpOnly,
     secure: options.secure,
     partitioned: options.partitioned,
     sameSite: options.sameSite,
-    ...(options.domain === undefined ? {} : { domain: options.domain })
-  }
+    expires,
+    maxAge
+  })
+  const session = attributes(undefined, undefined)
   const noCache = (response: HttpServerResponse.HttpServerResponse) =>
     appendHeaderValue(response, "Cache-Control", "no-cache=\"Set-Cookie\"")
   return {
     read: (request) => Effect.sync(() => Option.fromNullable(request.cookies[options.name])),
+    // The name and path were checked with the manager's options and a token is base64url, so
+    // these cookies are valid; one that is not (a bad `domain`) is a defect.
     write: (response, token, { expiresAt, now, persistent }) =>
-      Effect.orDie(HttpServerResponse.setCookie(
-        response,
-        options.name,
-        Redacted.value(token),
-        persistent
-          ? {
-            ...attributes,
-            expires: new Date(Math.ceil(expiresAt / 1000) * 1000),
-            maxAge: Duration.seconds(Math.max(0, Math.ceil((expiresAt - now) / 1000)))
-          }
-          : attributes
-      )).pipe(Effect.map(noCache)),
+      Effect.sync(() =>
+        noCache(HttpServerResponse.unsafeSetCookie(
+          response,
+          options.name,
+          Redacted.value(token),
+          persistent
+            ? attributes(
+              new Date(Math.ceil(expiresAt / 1000) * 1000),
+              Duration.seconds(Math.max(0, Math.ceil((expiresAt - now) / 1000)))
+            )
+            : session
+        ))
+      ),
     clear: (response) =>
-      Effect.orDie(HttpServerResponse.setCookie(response, options.name, "", {
-        ...attributes,
-        expires: DELETION_EXPIRES,
-        maxAge: 0
-      })).pipe(Effect.map(noCache)),
+      Effect.sync(() =>
+        noCache(
+          HttpServerResponse.unsafeSetCookie(response, options.name, "", attributes(DELETION_EXPIRES, Duration.zero))
+        )
+      ),
     decorate: (response) => appendHeaderValue(response, "Vary", "Cookie")
   }
 }

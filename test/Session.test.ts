@@ -52,6 +52,18 @@ describe("Session data operations and status transitions", () => {
   )
 
   test(
+    "members can be taken off the session and called on their own",
+    Effect.gen(function*() {
+      const session = yield* fresh
+      const { getInt, put, status } = session
+      yield* put("count", 41)
+      yield* put("count", (yield* getInt("count")) + 1)
+      expect(yield* session.getInt("count")).toBe(42)
+      expect(yield* status).toBe("Modified")
+    })
+  )
+
+  test(
     "put then get; put makes it Modified",
     Effect.gen(function*() {
       const session = yield* fresh

@@ -60,6 +60,8 @@ describe("SessionManager configuration", () => {
   invalid({ cookie: { partitioned: true } }, /partitioned cookie must be secure/)
   invalid({ cookie: { name: "bad name;" } }, /not a valid cookie name/)
   invalid({ cookie: { path: "relative" } }, /must start with/)
+  invalid({ cookie: { path: "/a;b" } }, /not a valid cookie path/)
+  invalid({ cookie: { domain: "example.com; path=/x" } }, /not a valid domain/)
   invalid({ lifetime: 0 }, /lifetime must be a positive/)
   invalid({ lifetime: "-5 minutes" as Duration.DurationInput }, /lifetime/)
   invalid({ lifetime: Duration.infinity }, /lifetime must be a positive, finite/)
@@ -270,6 +272,7 @@ describe("SessionManager load and commit", () => {
       const outcome = yield* manager.commit(due)
       expect(outcome._tag).toBe("Written")
       expect(outcome._tag === "Written" && outcome.expiresAt).toBe(START + 30 * 60 * 1000)
+      expect(outcome._tag === "Written" && outcome.committedAt).toBe(START + 10 * 60 * 1000)
       // Just refreshed: the next read writes nothing.
       expect((yield* manager.commit(yield* load(token)))._tag).toBe("Unchanged")
     }),
