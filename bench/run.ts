@@ -61,6 +61,7 @@ const cores = os.availableParallelism()
 const pinned = !flag("no-pin") && cores >= 2 && spawnSync("taskset", ["-V"]).status === 0 &&
   spawnSync("taskset", ["-a", "-cp", "0", String(process.pid)], { stdio: "ignore" }).status === 0
 const serverCores = `1-${cores - 1}`
+const allCores = `0-${cores - 1}`
 
 const log = (message: string): void => {
   ;(json ? process.stderr : process.stdout).write(`${message}\n`)
@@ -93,7 +94,9 @@ const spawnTs = (
   pin = false
 ) => {
   const command = [process.execPath, ...nodeFlags, compiled(file), ...args]
-  const [executable, ...rest] = pin && pinned ? ["taskset", "-c", serverCores, ...command] : command
+  // A child inherits the runner's core 0 unless told otherwise: the scripts (memory, sweep) get
+  // every core, as they would without pinning.
+  const [executable, ...rest] = pinned ? ["taskset", "-c", pin ? serverCores : allCores, ...command] : command
   const child = spawn(executable, rest, { stdio: ["ignore", "pipe", "pipe", "ipc"] })
   children.add(child)
   child.once("exit", () => children.delete(child))
