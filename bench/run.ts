@@ -578,7 +578,7 @@ const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<
 }
 
 const machine = {
-  nproc: os.availableParallelism(),
+  nproc: cores,
   cpu: os.cpus()[0]?.model ?? "unknown",
   node: process.version,
   platform: `${os.type()} ${os.release()}`,
