@@ -82,13 +82,14 @@ export const cookie = (options: ResolvedOptions["cookie"]): SessionTransport => 
     expires,
     maxAge
   })
-  const session = attributes(undefined, undefined)
+  // A browser-session cookie: no Expires, no Max-Age.
+  const browserSession = attributes(undefined, undefined)
   const noCache = (response: HttpServerResponse.HttpServerResponse) =>
     appendHeaderValue(response, "Cache-Control", "no-cache=\"Set-Cookie\"")
   return {
     read: (request) => Effect.sync(() => Option.fromNullable(request.cookies[options.name])),
-    // The name and path were checked with the manager's options and a token is base64url, so
-    // these cookies are valid; one that is not (a bad `domain`) is a defect.
+    // The manager's options checked the name, path and domain, and a token is base64url, so
+    // these cookies are valid; options that skipped those checks and are invalid are a defect.
     write: (response, token, { expiresAt, now, persistent }) =>
       Effect.sync(() =>
         noCache(HttpServerResponse.unsafeSetCookie(
@@ -100,7 +101,7 @@ export const cookie = (options: ResolvedOptions["cookie"]): SessionTransport => 
               new Date(Math.ceil(expiresAt / 1000) * 1000),
               Duration.seconds(Math.max(0, Math.ceil((expiresAt - now) / 1000)))
             )
-            : session
+            : browserSession
         ))
       ),
     clear: (response) =>
