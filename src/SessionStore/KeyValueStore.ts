@@ -17,22 +17,24 @@
  *   one process may be overwritten by a late commit in the other). Use one process per store, or a
  *   store with atomic conditional writes (Redis, SQL, LMDB).
  * - **Torn reads.** The file-system layer writes a file in place, so a read racing a write can
- *   see half a file. Entries are stored as JSON, a torn read never parses, and it is read again
- *   (up to three times) before the entry counts as absent.
+ *   see half a file. Entries carry their payload's length, a torn read never decodes, and it is
+ *   read again (up to three times) before the entry counts as absent.
  *
  * @since 0.1.0
  */
-import type * as PlatformError from "@effect/platform/Error"
 import * as KeyValueStore from "@effect/platform/KeyValueStore"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
+import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as RcMap from "effect/RcMap"
 import type * as Scope from "effect/Scope"
+import * as Envelope from "../internal/envelope.js"
+import * as Errors from "../internal/errors.js"
 import { yieldToEventLoop } from "../internal/eventLoop.js"
-import type * as SessionStore from "../SessionStore.js"
-import { SessionStore as SessionStoreTag, SessionStoreError } from "../SessionStore.js"
+import * as KeyedMutex from "../internal/keyedMutex.js"
+import { provideBoth } from "../internal/storeLayer.js"
+import type { SessionStore, SessionStoreError } from "../SessionStore.js"
 
 /**
  * @since 0.1.0
@@ -49,36 +51,24 @@ export interface Options {
 /**
  * A session store over a `KeyValueStore`: it cannot enumerate, and says so in its type.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
-export interface KeyValueSessionStore extends SessionStore.SessionStore {
+export interface KeyValueStoreAdapter extends SessionStore {
   readonly all: undefined
 }
 
-type Entry = readonly [expiresAt: number, data: string]
-
-const decodeEntry = (raw: string): Entry | undefined => {
-  try {
-    const value: unknown = JSON.parse(raw)
-    return Array.isArray(value) && value.length === 2 && typeof value[0] === "number" && typeof value[1] === "string"
-      ? [value[0], value[1]]
-      : undefined
-  } catch {
-    return undefined
-  }
-}
+/**
+ * The adapter built by `layer`.
+ *
+ * @since 0.2.0
+ * @category tags
+ */
+export const KeyValueStoreAdapter: Context.Tag<KeyValueStoreAdapter, KeyValueStoreAdapter> = Context.GenericTag<
+  KeyValueStoreAdapter
+>("effect-session/SessionStore/KeyValueStore")
 
 const READ_ATTEMPTS = 3
-
-const errorFor =
-  (operation: SessionStoreError["operation"]) => (cause: PlatformError.PlatformError): SessionStoreError =>
-    new SessionStoreError({
-      reason: cause._tag === "SystemError" && cause.reason === "TimedOut" ? "Timeout" : "Unknown",
-      operation,
-      cause,
-      detail: cause.message
-    })
 
 /**
  * Makes the store over the `KeyValueStore` in context. Keys are prefixed here rather than with
@@ -89,24 +79,22 @@ const errorFor =
  */
 export const make = (
   options: Options = {}
-): Effect.Effect<KeyValueSessionStore, never, KeyValueStore.KeyValueStore | Scope.Scope> =>
+): Effect.Effect<KeyValueStoreAdapter, never, KeyValueStore.KeyValueStore | Scope.Scope> =>
   Effect.gen(function*() {
     const backing = yield* KeyValueStore.KeyValueStore
     const prefix = options.prefix ?? "effect-session:"
-    const locks = yield* RcMap.make({ lookup: (_key: string) => Effect.makeSemaphore(1) })
-    const withKeyLock = <A, E>(key: string, effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
-      Effect.scoped(Effect.flatMap(RcMap.get(locks, key), (lock) => lock.withPermits(1)(effect)))
+    const mutex = yield* KeyedMutex.make()
 
     // The entry under `key`, or undefined when absent or unreadable after a few attempts.
     const read = (
       operation: SessionStoreError["operation"],
       key: string
-    ): Effect.Effect<Entry | undefined, SessionStoreError> =>
+    ): Effect.Effect<Envelope.Envelope | undefined, SessionStoreError> =>
       Effect.gen(function*() {
         for (let attempt = 1;; attempt++) {
-          const raw = yield* Effect.mapError(backing.get(prefix + key), errorFor(operation))
+          const raw = yield* Effect.mapError(backing.get(prefix + key), Errors.fromKeyValueStore(operation))
           if (Option.isNone(raw)) return undefined
-          const entry = decodeEntry(raw.value)
+          const entry = Envelope.decode(raw.value)
           if (entry !== undefined || attempt === READ_ATTEMPTS) return entry
           yield* yieldToEventLoop
         }
@@ -116,52 +104,53 @@ export const make = (
       backing.remove(prefix + key).pipe(
         // The file-system layer fails on a missing file; a missing key is not an error here.
         Effect.catchIf((error) => error._tag === "SystemError" && error.reason === "NotFound", () => Effect.void),
-        Effect.mapError(errorFor(operation))
+        Effect.mapError(Errors.fromKeyValueStore(operation))
       )
 
-    const store: KeyValueSessionStore = {
+    const store: KeyValueStoreAdapter = {
       find: (key) =>
         Effect.gen(function*() {
           const entry = yield* read("find", key)
           const now = yield* Clock.currentTimeMillis
-          if (entry === undefined) return Option.none()
-          if (entry[0] > now) return Option.some(entry[1])
+          if (entry === undefined || Envelope.isLive(entry, now)) return Envelope.liveData(entry, now)
           // Expired: nothing sweeps a KeyValueStore, so the read that finds it removes it.
-          yield* withKeyLock(
-            key,
+          yield* mutex.withLock(key)(
             Effect.flatMap(
               read("find", key),
-              (current) => current !== undefined && current[0] <= now ? remove("find", key) : Effect.void
+              (current) => current !== undefined && !Envelope.isLive(current, now) ? remove("find", key) : Effect.void
             )
           ).pipe(Effect.ignore)
           return Option.none()
         }),
       commit: (key, data, expiresAt, mode) =>
-        withKeyLock(
-          key,
+        mutex.withLock(key)(
           Effect.gen(function*() {
             if (mode === "update") {
               const current = yield* read("commit", key)
-              const now = yield* Clock.currentTimeMillis
-              if (current === undefined || current[0] <= now) return "gone" as const
+              if (!Envelope.isLive(current, yield* Clock.currentTimeMillis)) return "gone" as const
             }
-            const entry: Entry = [expiresAt, data]
-            yield* Effect.mapError(backing.set(prefix + key, JSON.stringify(entry)), errorFor("commit"))
+            yield* Effect.mapError(
+              backing.set(prefix + key, Envelope.encode(data, expiresAt)),
+              Errors.fromKeyValueStore("commit")
+            )
             return "written" as const
           })
         ),
-      delete: (key) => withKeyLock(key, remove("delete", key)),
+      delete: (key) => mutex.withLock(key)(remove("delete", key)),
       all: undefined
     }
     return store
   })
 
 /**
- * The adapter as the `SessionStore`, over the `KeyValueStore` the layer is given, for example
+ * The adapter as the `SessionStore` and as `KeyValueStoreAdapter`, over the `KeyValueStore` the
+ * layer is given, for example
  * `layer().pipe(Layer.provide(NodeKeyValueStore.layerFileSystem("./sessions")))`.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options?: Options): Layer.Layer<SessionStore.SessionStore, never, KeyValueStore.KeyValueStore> =>
-  Layer.scoped(SessionStoreTag, make(options))
+export const layer = (
+  options?: Options
+): Layer.Layer<KeyValueStoreAdapter | SessionStore, never, KeyValueStore.KeyValueStore> =>
+  provideBoth(KeyValueStoreAdapter, make(options))

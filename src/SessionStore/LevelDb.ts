@@ -18,16 +18,22 @@ import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
-import * as Duration from "effect/Duration"
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as RcMap from "effect/RcMap"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as Envelope from "../internal/envelope.js"
+import * as Errors from "../internal/errors.js"
 import { yieldToEventLoop } from "../internal/eventLoop.js"
-import type * as SessionStore from "../SessionStore.js"
-import { SessionStore as SessionStoreTag, SessionStoreError } from "../SessionStore.js"
+import * as KeyedMutex from "../internal/keyedMutex.js"
+import * as InternalOptions from "../internal/options.js"
+import { provideBoth } from "../internal/storeLayer.js"
+import * as Sweeper from "../internal/sweeper.js"
+import type { SessionConfigError } from "../SessionConfigError.js"
+import type { SessionStore, SessionStoreError, StoredSession } from "../SessionStore.js"
 
 /**
  * @since 0.1.0
@@ -41,7 +47,7 @@ export interface Options {
   /** Expired entries deleted per sweep batch before the event loop gets a turn. Default 1,000. */
   readonly sweepBatchSize?: number | undefined
   /** Entries read per page when enumerating (`all`, `SessionManager.iterate`). Default 1,000. */
-  readonly iterateBatchSize?: number | undefined
+  readonly pageSize?: number | undefined
   /**
    * Whether each write waits for `fsync`. Default `false`: a write survives a crash of the
    * process (it is in the operating system's buffers) but not of the machine.
@@ -57,8 +63,8 @@ export interface Options {
  * @since 0.1.0
  * @category models
  */
-export interface LevelDbStore extends SessionStore.SessionStore {
-  readonly all: Stream.Stream<SessionStore.StoredSession, SessionStoreError>
+export interface LevelDbStore extends SessionStore {
+  readonly all: Stream.Stream<StoredSession, SessionStoreError>
   /** The directory the database was opened at. */
   readonly path: string
   /** Entries physically held, expired ones included until they are swept (counted in pages). */
@@ -67,31 +73,22 @@ export interface LevelDbStore extends SessionStore.SessionStore {
   readonly sweep: Effect.Effect<number, SessionStoreError>
 }
 
-// Value: `${expiresAt}:${data}`. Index key: zero-padded expiry (so keys sort by time), ":", key.
-const encodeValue = (data: string, expiresAt: number): string => `${expiresAt}:${data}`
+/**
+ * The LevelDB store built by `layer` or `layerConfig`, with its `size` and `sweep`.
+ *
+ * @since 0.2.0
+ * @category tags
+ */
+export const LevelDbStore: Context.Tag<LevelDbStore, LevelDbStore> = Context.GenericTag<LevelDbStore>(
+  "effect-session/SessionStore/LevelDb"
+)
 
-const decodeValue = (value: string | undefined): readonly [expiresAt: number, data: string] | undefined => {
-  if (value === undefined) return undefined
-  const colon = value.indexOf(":")
-  if (colon <= 0) return undefined
-  const expiresAt = Number(value.slice(0, colon))
-  return Number.isFinite(expiresAt) ? [expiresAt, value.slice(colon + 1)] : undefined
-}
-
+// Values are envelopes (internal/envelope.ts). Index key: zero-padded expiry (so keys sort by
+// time), ":", key.
 const EXPIRY_DIGITS = 16
 const padExpiry = (expiresAt: number): string =>
-  String(Math.min(Math.max(0, Math.floor(expiresAt)), 10 ** EXPIRY_DIGITS - 1)).padStart(EXPIRY_DIGITS, "0")
+  String(Math.min(Envelope.storedExpiry(expiresAt), 10 ** EXPIRY_DIGITS - 1)).padStart(EXPIRY_DIGITS, "0")
 const indexKey = (key: string, expiresAt: number): string => `${padExpiry(expiresAt)}:${key}`
-
-const errorFor = (operation: SessionStoreError["operation"]) => (cause: unknown): SessionStoreError => {
-  const code = typeof cause === "object" && cause !== null && "code" in cause ? cause.code : undefined
-  return new SessionStoreError({
-    reason: operation === "open" || code === "LEVEL_DATABASE_NOT_OPEN" ? "Unavailable" : "Unknown",
-    operation,
-    cause,
-    detail: cause instanceof Error ? cause.message : String(cause)
-  })
-}
 
 /**
  * Opens the database and makes the store. The database is closed, and the sweep fiber stopped,
@@ -100,11 +97,15 @@ const errorFor = (operation: SessionStoreError["operation"]) => (cause: unknown)
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options): Effect.Effect<LevelDbStore, SessionStoreError, Scope.Scope> =>
+export const make = (
+  options: Options
+): Effect.Effect<LevelDbStore, SessionStoreError | SessionConfigError, Scope.Scope> =>
   Effect.gen(function*() {
-    const sweepBatchSize = Math.max(1, options.sweepBatchSize ?? 1_000)
-    const iterateBatchSize = Math.max(1, options.iterateBatchSize ?? 1_000)
-    const interval = Duration.decode(options.cleanupInterval ?? "1 minute")
+    const sweepBatchSize = yield* InternalOptions.positiveInteger("sweepBatchSize", options.sweepBatchSize, 1_000)
+    const pageSize = yield* InternalOptions.positiveInteger("pageSize", options.pageSize, 1_000)
+    const interval = yield* InternalOptions.duration("cleanupInterval", options.cleanupInterval, "1 minute", {
+      allowZero: true
+    })
     const writeOptions = { sync: options.sync ?? false }
 
     const db = yield* Effect.acquireRelease(
@@ -118,7 +119,7 @@ export const make = (options: Options): Effect.Effect<LevelDbStore, SessionStore
           await db.open()
           return db
         },
-        catch: errorFor("open")
+        catch: Errors.fromLevel("open")
       }),
       (db) => Effect.promise(() => db.close())
     )
@@ -127,14 +128,12 @@ export const make = (options: Options): Effect.Effect<LevelDbStore, SessionStore
 
     // One lock per key, dropped as soon as nobody holds it. Every write of a key takes it, so a
     // read-check-write of one key is atomic against every other write of that key.
-    const locks = yield* RcMap.make({ lookup: (_key: string) => Effect.makeSemaphore(1) })
-    const lockKey = (key: string): Effect.Effect<void, never, Scope.Scope> =>
-      Effect.flatMap(RcMap.get(locks, key), (lock) => Effect.acquireRelease(lock.take(1), () => lock.release(1)))
-    const withKeyLock = <A, E>(key: string, effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
-      Effect.scoped(Effect.zipRight(lockKey(key), effect))
+    const mutex = yield* KeyedMutex.make()
 
     const get = (operation: SessionStoreError["operation"], key: string) =>
-      Effect.tryPromise({ try: () => entries.get(key), catch: errorFor(operation) }).pipe(Effect.map(decodeValue))
+      Effect.tryPromise({ try: () => entries.get(key), catch: Errors.fromLevel(operation) }).pipe(
+        Effect.map(Envelope.decode)
+      )
 
     const batch = (
       operation: SessionStoreError["operation"],
@@ -142,13 +141,15 @@ export const make = (options: Options): Effect.Effect<LevelDbStore, SessionStore
     ): Effect.Effect<void, SessionStoreError> =>
       operations.length === 0
         ? Effect.void
-        : Effect.tryPromise({ try: () => db.batch(operations, writeOptions), catch: errorFor(operation) })
+        : Effect.tryPromise({ try: () => db.batch(operations, writeOptions), catch: Errors.fromLevel(operation) })
 
-    const removal = (key: string, previous: readonly [number, string] | undefined) => {
+    const removal = (key: string, previous: Envelope.Envelope | undefined) => {
       const operations: Array<Level.BatchOperation<typeof db, string, string>> = [
         { type: "del", sublevel: entries, key }
       ]
-      if (previous !== undefined) operations.push({ type: "del", sublevel: index, key: indexKey(key, previous[0]) })
+      if (previous !== undefined) {
+        operations.push({ type: "del", sublevel: index, key: indexKey(key, previous.expiresAt) })
+      }
       return operations
     }
 
@@ -162,8 +163,8 @@ export const make = (options: Options): Effect.Effect<LevelDbStore, SessionStore
       limit: number
     ) =>
       Effect.acquireUseRelease(
-        Effect.try({ try: read, catch: errorFor(operation) }),
-        (iterator) => Effect.tryPromise({ try: () => iterator.nextv(limit), catch: errorFor(operation) }),
+        Effect.try({ try: read, catch: Errors.fromLevel(operation) }),
+        (iterator) => Effect.tryPromise({ try: () => iterator.nextv(limit), catch: Errors.fromLevel(operation) }),
         (iterator) => Effect.promise(() => iterator.close())
       )
 
@@ -184,18 +185,21 @@ export const make = (options: Options): Effect.Effect<LevelDbStore, SessionStore
         const keys = [...new Set(dueKeys.map((dueKey) => dueKey.slice(EXPIRY_DIGITS + 1)))].sort()
         const deleted = yield* Effect.scoped(Effect.gen(function*() {
           // Locks taken in sorted order: a writer holds one lock at a time, so this cannot deadlock.
-          for (const key of keys) yield* lockKey(key)
-          const current = yield* Effect.tryPromise({ try: () => entries.getMany(keys), catch: errorFor("sweep") })
-          const values = new Map(keys.map((key, i) => [key, decodeValue(current[i])] as const))
+          for (const key of keys) yield* mutex.acquire<never>(key)
+          const current = yield* Effect.tryPromise({
+            try: () => entries.getMany(keys),
+            catch: Errors.fromLevel("sweep")
+          })
+          const values = new Map(keys.map((key, i) => [key, Envelope.decode(current[i])] as const))
           const operations: Array<Level.BatchOperation<typeof db, string, string>> = []
           let deleted = 0
           for (const dueKey of dueKeys) {
             const key = dueKey.slice(EXPIRY_DIGITS + 1)
             const value = values.get(key)
-            if (value === undefined || indexKey(key, value[0]) !== dueKey) {
+            if (value === undefined || indexKey(key, value.expiresAt) !== dueKey) {
               // Stale: the entry is gone or was rewritten with another expiry.
               operations.push({ type: "del", sublevel: index, key: dueKey })
-            } else if (value[0] <= now) {
+            } else if (!Envelope.isLive(value, now)) {
               operations.push({ type: "del", sublevel: entries, key }, { type: "del", sublevel: index, key: dueKey })
               deleted++
             }
@@ -219,24 +223,16 @@ export const make = (options: Options): Effect.Effect<LevelDbStore, SessionStore
       }
     })
 
-    if (Duration.greaterThan(interval, Duration.zero)) {
-      yield* Effect.sleep(interval).pipe(
-        Effect.zipRight(sweep),
-        // A failed sweep is retried at the next interval; it must not stop the schedule.
-        Effect.catchAll((error) => Effect.logWarning("effect-session: LevelDB sweep failed", error)),
-        Effect.forever,
-        Effect.forkScoped
-      )
-    }
+    yield* Sweeper.start("LevelDB store", interval, sweep)
 
     const entriesPage = (after: string | undefined) =>
       readPage(
         "all",
         () =>
           entries.iterator(
-            after === undefined ? { limit: iterateBatchSize } : { gt: after, limit: iterateBatchSize }
+            after === undefined ? { limit: pageSize } : { gt: after, limit: pageSize }
           ),
-        iterateBatchSize
+        pageSize
       )
 
     const size: Effect.Effect<number, SessionStoreError> = Effect.gen(function*() {
@@ -245,32 +241,26 @@ export const make = (options: Options): Effect.Effect<LevelDbStore, SessionStore
       while (true) {
         const page: Array<[string, string]> = yield* entriesPage(after)
         count += page.length
-        if (page.length < iterateBatchSize) return count
+        if (page.length < pageSize) return count
         after = page[page.length - 1][0]
       }
     })
 
     const store: LevelDbStore = {
       path: options.path,
-      find: (key) =>
-        Effect.zipWith(
-          get("find", key),
-          Clock.currentTimeMillis,
-          (value, now) => value === undefined || value[0] <= now ? Option.none() : Option.some(value[1])
-        ),
+      find: (key) => Effect.zipWith(get("find", key), Clock.currentTimeMillis, Envelope.liveData),
       commit: (key, data, expiresAt, mode) =>
-        withKeyLock(
-          key,
+        mutex.withLock(key)(
           Effect.gen(function*() {
             const previous = yield* get("commit", key)
             const now = yield* Clock.currentTimeMillis
-            if (mode === "update" && (previous === undefined || previous[0] <= now)) return "gone" as const
+            if (mode === "update" && !Envelope.isLive(previous, now)) return "gone" as const
             const operations: Array<Level.BatchOperation<typeof db, string, string>> = []
             if (previous !== undefined) {
-              operations.push({ type: "del", sublevel: index, key: indexKey(key, previous[0]) })
+              operations.push({ type: "del", sublevel: index, key: indexKey(key, previous.expiresAt) })
             }
             operations.push(
-              { type: "put", sublevel: entries, key, value: encodeValue(data, expiresAt) },
+              { type: "put", sublevel: entries, key, value: Envelope.encode(data, expiresAt) },
               { type: "put", sublevel: index, key: indexKey(key, expiresAt), value: "" }
             )
             yield* batch("commit", operations)
@@ -278,7 +268,7 @@ export const make = (options: Options): Effect.Effect<LevelDbStore, SessionStore
           })
         ),
       delete: (key) =>
-        withKeyLock(key, Effect.flatMap(get("delete", key), (previous) => batch("delete", removal(key, previous)))),
+        mutex.withLock(key)(Effect.flatMap(get("delete", key), (previous) => batch("delete", removal(key, previous)))),
       all: Stream.unwrap(
         Effect.map(
           Clock.currentTimeMillis,
@@ -287,14 +277,12 @@ export const make = (options: Options): Effect.Effect<LevelDbStore, SessionStore
               undefined as string | undefined,
               (after) =>
                 Effect.map(entriesPage(after), (page) => {
-                  const live: Array<SessionStore.StoredSession> = []
+                  const live: Array<StoredSession> = []
                   for (const [key, raw] of page) {
-                    const value = decodeValue(raw)
-                    if (value !== undefined && value[0] > now) {
-                      live.push({ key, data: value[1], expiresAt: value[0] })
-                    }
+                    const entry = Envelope.decode(raw)
+                    if (Envelope.isLive(entry, now)) live.push({ key, data: entry.data, expiresAt: entry.expiresAt })
                   }
-                  const next = page.length < iterateBatchSize ? Option.none() : Option.some(page[page.length - 1][0])
+                  const next = page.length < pageSize ? Option.none() : Option.some(page[page.length - 1][0])
                   return [Chunk.unsafeFromArray(live), next] as const
                 })
             )
@@ -307,13 +295,15 @@ export const make = (options: Options): Effect.Effect<LevelDbStore, SessionStore
   })
 
 /**
- * The LevelDB store as the `SessionStore`.
+ * The LevelDB store as the `SessionStore` and as `LevelDbStore`.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options): Layer.Layer<SessionStore.SessionStore, SessionStoreError> =>
-  Layer.scoped(SessionStoreTag, make(options))
+export const layer = (
+  options: Options
+): Layer.Layer<LevelDbStore | SessionStore, SessionStoreError | SessionConfigError> =>
+  provideBoth(LevelDbStore, make(options))
 
 /**
  * The LevelDB store, configured from `Config` (for example `Config.string("SESSION_DB_PATH")`).
@@ -323,5 +313,5 @@ export const layer = (options: Options): Layer.Layer<SessionStore.SessionStore, 
  */
 export const layerConfig = (
   options: Config.Config.Wrap<Omit<Options, "leveldb">>
-): Layer.Layer<SessionStore.SessionStore, SessionStoreError | ConfigError.ConfigError> =>
-  Layer.scoped(SessionStoreTag, Effect.flatMap(Config.unwrap(options), make))
+): Layer.Layer<LevelDbStore | SessionStore, SessionStoreError | SessionConfigError | ConfigError.ConfigError> =>
+  Layer.unwrapEffect(Effect.map(Config.unwrap(options), layer))

@@ -15,16 +15,22 @@ import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
-import * as Duration from "effect/Duration"
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Lmdb from "lmdb"
+import * as Envelope from "../internal/envelope.js"
+import * as Errors from "../internal/errors.js"
 import { yieldToEventLoop } from "../internal/eventLoop.js"
-import type * as SessionStore from "../SessionStore.js"
-import { SessionStore as SessionStoreTag, SessionStoreError } from "../SessionStore.js"
+import * as InternalOptions from "../internal/options.js"
+import { provideBoth } from "../internal/storeLayer.js"
+import * as Sweeper from "../internal/sweeper.js"
+import type { SessionConfigError } from "../SessionConfigError.js"
+import type { CommitResult, SessionStore, SessionStoreError, StoredSession } from "../SessionStore.js"
 
 /**
  * @since 0.1.0
@@ -46,7 +52,7 @@ export interface Options {
   /** Expired entries deleted per sweep transaction before the event loop gets a turn. Default 1,000. */
   readonly sweepBatchSize?: number | undefined
   /** Entries read per page when enumerating (`all`, `SessionManager.iterate`). Default 1,000. */
-  readonly iterateBatchSize?: number | undefined
+  readonly pageSize?: number | undefined
   /**
    * Further options for `lmdb`'s `open` (for example `mapSize`, `noSync`, `compression`,
    * `maxDbs`). The defaults (synced, crash-proof commits) suit sessions.
@@ -60,8 +66,8 @@ export interface Options {
  * @since 0.1.0
  * @category models
  */
-export interface LmdbStore extends SessionStore.SessionStore {
-  readonly all: Stream.Stream<SessionStore.StoredSession, SessionStoreError>
+export interface LmdbStore extends SessionStore {
+  readonly all: Stream.Stream<StoredSession, SessionStoreError>
   /** The path the database was opened at. */
   readonly path: string
   /** Entries physically held, expired ones included until they are swept. */
@@ -70,26 +76,19 @@ export interface LmdbStore extends SessionStore.SessionStore {
   readonly sweep: Effect.Effect<number, SessionStoreError>
 }
 
-type Value = readonly [expiresAt: number, data: string]
+/**
+ * The LMDB store built by `layer` or `layerConfig`, with its `size` and `sweep`.
+ *
+ * @since 0.2.0
+ * @category tags
+ */
+export const LmdbStore: Context.Tag<LmdbStore, LmdbStore> = Context.GenericTag<LmdbStore>(
+  "effect-session/SessionStore/Lmdb"
+)
+
 type IndexKey = [expiresAt: number, key: string]
 
-// Anything else under a key (written by another program) counts as absent.
-const decodeValue = (value: unknown): Value | undefined =>
-  Array.isArray(value) && value.length === 2 && typeof value[0] === "number" && typeof value[1] === "string"
-    ? [value[0], value[1]]
-    : undefined
-
 const EMPTY = new Uint8Array(0)
-
-const errorFor = (operation: SessionStoreError["operation"]) => (cause: unknown): SessionStoreError => {
-  const detail = cause instanceof Error ? cause.message : String(cause)
-  return new SessionStoreError({
-    reason: operation === "open" || /closed/i.test(detail) ? "Unavailable" : "Unknown",
-    operation,
-    cause,
-    detail
-  })
-}
 
 /**
  * Opens the database and makes the store. The database is closed, and the sweep fiber stopped,
@@ -98,26 +97,28 @@ const errorFor = (operation: SessionStoreError["operation"]) => (cause: unknown)
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options): Effect.Effect<LmdbStore, SessionStoreError, Scope.Scope> =>
+export const make = (options: Options): Effect.Effect<LmdbStore, SessionStoreError | SessionConfigError, Scope.Scope> =>
   Effect.gen(function*() {
     const name = options.name ?? "effect-session"
-    const sweepBatchSize = Math.max(1, options.sweepBatchSize ?? 1_000)
-    const iterateBatchSize = Math.max(1, options.iterateBatchSize ?? 1_000)
-    const interval = Duration.decode(options.cleanupInterval ?? "1 minute")
+    const sweepBatchSize = yield* InternalOptions.positiveInteger("sweepBatchSize", options.sweepBatchSize, 1_000)
+    const pageSize = yield* InternalOptions.positiveInteger("pageSize", options.pageSize, 1_000)
+    const interval = yield* InternalOptions.duration("cleanupInterval", options.cleanupInterval, "1 minute", {
+      allowZero: true
+    })
 
     const root = yield* Effect.acquireRelease(
       Effect.try({
         try: () => Lmdb.open({ ...options.lmdb, path: options.path }),
-        catch: errorFor("open")
+        catch: Errors.fromLmdb("open")
       }),
       (root) => Effect.promise(() => root.close())
     )
     const { entries, index } = yield* Effect.try({
       try: () => ({
-        entries: root.openDB<Value, string>({ name, encoding: "msgpack" }),
+        entries: root.openDB<string, string>({ name, encoding: "msgpack" }),
         index: root.openDB<Uint8Array, IndexKey>({ name: `${name}:expiry`, encoding: "binary" })
       }),
-      catch: errorFor("open")
+      catch: Errors.fromLmdb("open")
     })
 
     // Runs `body` inside one write transaction: atomic against this and every other process.
@@ -125,17 +126,17 @@ export const make = (options: Options): Effect.Effect<LmdbStore, SessionStoreErr
       operation: SessionStoreError["operation"],
       body: () => A
     ): Effect.Effect<A, SessionStoreError> =>
-      Effect.tryPromise({ try: () => root.transaction(body), catch: errorFor(operation) })
+      Effect.tryPromise({ try: () => root.transaction(body), catch: Errors.fromLmdb(operation) })
 
     // Replaces the entry and its index key; called only inside a write transaction.
-    const write = (key: string, previous: Value | undefined, data: string, expiresAt: number): void => {
-      if (previous !== undefined) index.remove([previous[0], key])
-      entries.put(key, [expiresAt, data])
-      index.put([expiresAt, key], EMPTY)
+    const write = (key: string, previous: Envelope.Envelope | undefined, data: string, expiresAt: number): void => {
+      if (previous !== undefined) index.remove([previous.expiresAt, key])
+      entries.put(key, Envelope.encode(data, expiresAt))
+      index.put([Envelope.storedExpiry(expiresAt), key], EMPTY)
     }
 
-    const remove = (key: string, previous: Value | undefined): void => {
-      if (previous !== undefined) index.remove([previous[0], key])
+    const remove = (key: string, previous: Envelope.Envelope | undefined): void => {
+      if (previous !== undefined) index.remove([previous.expiresAt, key])
       entries.remove(key)
     }
 
@@ -151,9 +152,9 @@ export const make = (options: Options): Effect.Effect<LmdbStore, SessionStoreErr
         let deleted = 0
         for (const indexKey of due) {
           const [expiresAt, key] = indexKey
-          const current = decodeValue(entries.get(key))
+          const current = Envelope.decode(entries.get(key))
           index.remove(indexKey)
-          if (current !== undefined && current[0] === expiresAt) {
+          if (current !== undefined && current.expiresAt === expiresAt) {
             entries.remove(key)
             deleted++
           }
@@ -172,34 +173,26 @@ export const make = (options: Options): Effect.Effect<LmdbStore, SessionStoreErr
       }
     })
 
-    if (Duration.greaterThan(interval, Duration.zero)) {
-      yield* Effect.sleep(interval).pipe(
-        Effect.zipRight(sweep),
-        // A failed sweep is retried at the next interval; it must not stop the schedule.
-        Effect.catchAll((error) => Effect.logWarning("effect-session: LMDB sweep failed", error)),
-        Effect.forever,
-        Effect.forkScoped
-      )
-    }
+    yield* Sweeper.start("LMDB store", interval, sweep)
 
     const page = (cursor: string | undefined, now: number) =>
       Effect.try({
         try: () => {
           const raw = Array.from(entries.getRange(
             cursor === undefined
-              ? { limit: iterateBatchSize + 1, snapshot: false }
-              : { start: cursor, limit: iterateBatchSize + 1, snapshot: false }
+              ? { limit: pageSize + 1, snapshot: false }
+              : { start: cursor, limit: pageSize + 1, snapshot: false }
           ))
           const fresh = cursor === undefined ? raw : raw.filter((entry) => entry.key !== cursor)
-          const live: Array<SessionStore.StoredSession> = []
+          const live: Array<StoredSession> = []
           for (const { key, value } of fresh) {
-            const decoded = decodeValue(value)
-            if (decoded !== undefined && decoded[0] > now) live.push({ key, data: decoded[1], expiresAt: decoded[0] })
+            const entry = Envelope.decode(value)
+            if (Envelope.isLive(entry, now)) live.push({ key, data: entry.data, expiresAt: entry.expiresAt })
           }
           const last = raw.length > 0 ? raw[raw.length - 1].key : undefined
-          return { live, next: raw.length <= iterateBatchSize || last === undefined ? undefined : last }
+          return { live, next: raw.length <= pageSize || last === undefined ? undefined : last }
         },
-        catch: errorFor("all")
+        catch: Errors.fromLmdb("all")
       })
 
     const store: LmdbStore = {
@@ -207,23 +200,20 @@ export const make = (options: Options): Effect.Effect<LmdbStore, SessionStoreErr
       find: (key) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) =>
           Effect.try({
-            try: () => {
-              const value = decodeValue(entries.get(key))
-              return value === undefined || value[0] <= now ? Option.none() : Option.some(value[1])
-            },
-            catch: errorFor("find")
+            try: () => Envelope.liveData(Envelope.decode(entries.get(key)), now),
+            catch: Errors.fromLmdb("find")
           })),
       commit: (key, data, expiresAt, mode) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) =>
-          transaction("commit", (): SessionStore.CommitResult => {
-            const previous = decodeValue(entries.get(key))
-            if (mode === "update" && (previous === undefined || previous[0] <= now)) return "gone"
+          transaction("commit", (): CommitResult => {
+            const previous = Envelope.decode(entries.get(key))
+            if (mode === "update" && !Envelope.isLive(previous, now)) return "gone"
             write(key, previous, data, expiresAt)
             return "written"
           })),
       delete: (key) =>
         transaction("delete", () => {
-          remove(key, decodeValue(entries.get(key)))
+          remove(key, Envelope.decode(entries.get(key)))
         }),
       all: Stream.unwrap(
         Effect.map(
@@ -240,20 +230,22 @@ export const make = (options: Options): Effect.Effect<LmdbStore, SessionStoreErr
             )
         )
       ),
-      size: Effect.try({ try: () => entries.getKeysCount(), catch: errorFor("all") }),
+      size: Effect.try({ try: () => entries.getKeysCount(), catch: Errors.fromLmdb("all") }),
       sweep
     }
     return store
   })
 
 /**
- * The LMDB store as the `SessionStore`.
+ * The LMDB store as the `SessionStore` and as `LmdbStore`.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options): Layer.Layer<SessionStore.SessionStore, SessionStoreError> =>
-  Layer.scoped(SessionStoreTag, make(options))
+export const layer = (
+  options: Options
+): Layer.Layer<LmdbStore | SessionStore, SessionStoreError | SessionConfigError> =>
+  provideBoth(LmdbStore, make(options))
 
 /**
  * The LMDB store, configured from `Config` (for example `Config.string("SESSION_DB_PATH")`).
@@ -263,5 +255,5 @@ export const layer = (options: Options): Layer.Layer<SessionStore.SessionStore, 
  */
 export const layerConfig = (
   options: Config.Config.Wrap<Omit<Options, "lmdb">>
-): Layer.Layer<SessionStore.SessionStore, SessionStoreError | ConfigError.ConfigError> =>
-  Layer.scoped(SessionStoreTag, Effect.flatMap(Config.unwrap(options), make))
+): Layer.Layer<LmdbStore | SessionStore, SessionStoreError | SessionConfigError | ConfigError.ConfigError> =>
+  Layer.unwrapEffect(Effect.map(Config.unwrap(options), layer))

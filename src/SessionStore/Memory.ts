@@ -5,15 +5,19 @@
  * @since 0.1.0
  */
 import * as Clock from "effect/Clock"
-import * as Duration from "effect/Duration"
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
+import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { yieldToEventLoop } from "../internal/eventLoop.js"
-import type * as SessionStore from "../SessionStore.js"
-import { SessionStore as SessionStoreTag } from "../SessionStore.js"
+import * as InternalOptions from "../internal/options.js"
+import { provideBoth } from "../internal/storeLayer.js"
+import * as Sweeper from "../internal/sweeper.js"
+import type { SessionConfigError } from "../SessionConfigError.js"
+import type { SessionStore, StoredSession } from "../SessionStore.js"
 
 /**
  * @since 0.1.0
@@ -33,11 +37,22 @@ export interface Options {
  * @since 0.1.0
  * @category models
  */
-export interface MemoryStore extends SessionStore.SessionStore {
+export interface MemoryStore extends SessionStore {
+  readonly all: Stream.Stream<StoredSession>
   readonly size: Effect.Effect<number>
   /** Deletes every expired entry now, in batches; returns how many it deleted. */
   readonly sweep: Effect.Effect<number>
 }
+
+/**
+ * The memory store built by `layer`, with its `size` and `sweep`.
+ *
+ * @since 0.2.0
+ * @category tags
+ */
+export const MemoryStore: Context.Tag<MemoryStore, MemoryStore> = Context.GenericTag<MemoryStore>(
+  "effect-session/SessionStore/Memory"
+)
 
 // Payloads are stored encoded (strings), so nothing a handler holds can change stored state.
 class Entry {
@@ -55,20 +70,23 @@ const SHARDS = 64
 const shardIndex = (key: string): number => (key.charCodeAt(0) * 31 + key.charCodeAt(1)) & (SHARDS - 1)
 
 /**
- * Makes a memory store whose sweep fiber lives as long as the scope.
+ * Makes a memory store whose sweep fiber lives as long as the scope. Fails with
+ * `SessionConfigError` for invalid options.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options = {}): Effect.Effect<MemoryStore, never, Scope.Scope> =>
+export const make = (options: Options = {}): Effect.Effect<MemoryStore, SessionConfigError, Scope.Scope> =>
   Effect.gen(function*() {
     const shards: ReadonlyArray<Map<string, Entry>> = Array.from({ length: SHARDS }, () => new Map<string, Entry>())
     const shardOf = (key: string): Map<string, Entry> => shards[shardIndex(key)]
     const allEntries = function*(): Generator<[string, Entry]> {
       for (const shard of shards) yield* shard
     }
-    const batchSize = Math.max(1, options.sweepBatchSize ?? 10_000)
-    const interval = Duration.decode(options.cleanupInterval ?? "1 minute")
+    const batchSize = yield* InternalOptions.positiveInteger("sweepBatchSize", options.sweepBatchSize, 10_000)
+    const interval = yield* InternalOptions.duration("cleanupInterval", options.cleanupInterval, "1 minute", {
+      allowZero: true
+    })
 
     const sweep: Effect.Effect<number> = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
@@ -89,9 +107,7 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, never, S
       return deleted
     })
 
-    if (Duration.greaterThan(interval, Duration.zero)) {
-      yield* Effect.sleep(interval).pipe(Effect.zipRight(sweep), Effect.forever, Effect.forkScoped)
-    }
+    yield* Sweeper.start("memory store", interval, sweep)
 
     const store: MemoryStore = {
       // `clockWith` + `unsafeCurrentTimeMillis`: the Clock service's time in one step (hot path).
@@ -120,11 +136,13 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, never, S
         Effect.sync(() => {
           shardOf(key).delete(key)
         }),
-      all: Stream.unwrap(Effect.map(Clock.currentTimeMillis, (now) =>
-        Stream.fromIterable({ [Symbol.iterator]: allEntries }).pipe(
-          Stream.filter(([, entry]) => entry.expiresAt > now),
-          Stream.map(([key, entry]) => ({ key, data: entry.data, expiresAt: entry.expiresAt }))
-        ))),
+      all: Stream.unwrap(
+        Effect.map(Clock.currentTimeMillis, (now) =>
+          Stream.fromIterable({ [Symbol.iterator]: allEntries }).pipe(
+            Stream.filter(([, entry]) => entry.expiresAt > now),
+            Stream.map(([key, entry]) => ({ key, data: entry.data, expiresAt: entry.expiresAt }))
+          ))
+      ),
       size: Effect.sync(() => {
         let size = 0
         for (const shard of shards) {
@@ -138,10 +156,10 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, never, S
   })
 
 /**
- * The memory store as the `SessionStore`.
+ * The memory store as the `SessionStore` and as `MemoryStore`.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options?: Options): Layer.Layer<SessionStore.SessionStore> =>
-  Layer.scoped(SessionStoreTag, make(options))
+export const layer = (options?: Options): Layer.Layer<MemoryStore | SessionStore, SessionConfigError> =>
+  provideBoth(MemoryStore, make(options))

@@ -19,7 +19,8 @@ import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type { SessionConfigError } from "../SessionManager.js"
+import * as Errors from "../internal/errors.js"
+import type { SessionConfigError } from "../SessionConfigError.js"
 import type { SessionStore } from "../SessionStore.js"
 import { SessionStoreError } from "../SessionStore.js"
 import * as SqlStore from "./Sql.js"
@@ -37,8 +38,8 @@ export interface Options extends SqlStore.Options {
 }
 
 /**
- * A `SessionStore` on MySQL or MariaDB with its own connection pool, closed with the layer. The
- * pool's `SqlClient` stays inside the layer. Fails with a `SessionStoreError` (operation
+ * A `SessionStore` (and `SqlStore.SqlStore`) on MySQL or MariaDB with its own connection pool,
+ * closed with the layer. The pool's `SqlClient` stays inside the layer. Fails with a `SessionStoreError` (operation
  * `"open"`) when the database cannot be reached at start; later outages fail single calls, and
  * the pool reconnects by itself once the database is back.
  *
@@ -47,12 +48,12 @@ export interface Options extends SqlStore.Options {
  */
 export const layer = (
   options: Options
-): Layer.Layer<SessionStore, SessionStoreError | SessionConfigError> => {
+): Layer.Layer<SqlStore.SqlStore | SessionStore, SessionStoreError | SessionConfigError> => {
   const { client, ...storeOptions } = options
   return SqlStore.layer(storeOptions).pipe(
     Layer.provide(Layer.mapError(MysqlClient.layer(client), (error) =>
       error instanceof SqlError
-        ? SqlStore.toStoreError("open")(error)
+        ? Errors.fromSql("open")(error)
         : new SessionStoreError({ reason: "Unknown", operation: "open", cause: error })))
   )
 }
@@ -76,5 +77,5 @@ export const layer = (
  */
 export const layerConfig = (
   options: Config.Config.Wrap<Options>
-): Layer.Layer<SessionStore, SessionStoreError | SessionConfigError | ConfigError.ConfigError> =>
+): Layer.Layer<SqlStore.SqlStore | SessionStore, SessionStoreError | SessionConfigError | ConfigError.ConfigError> =>
   Layer.unwrapEffect(Effect.map(Config.unwrap(options), layer))

@@ -24,14 +24,17 @@
  */
 import * as Persistence from "@effect/experimental/Persistence"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
+import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as RcMap from "effect/RcMap"
 import type * as Scope from "effect/Scope"
-import type * as SessionStore from "../SessionStore.js"
-import { SessionStore as SessionStoreTag, SessionStoreError } from "../SessionStore.js"
+import * as Envelope from "../internal/envelope.js"
+import * as Errors from "../internal/errors.js"
+import * as KeyedMutex from "../internal/keyedMutex.js"
+import { provideBoth } from "../internal/storeLayer.js"
+import type { SessionStore, SessionStoreError } from "../SessionStore.js"
 
 /**
  * @since 0.1.0
@@ -48,38 +51,24 @@ export interface Options {
 /**
  * A session store over a `BackingPersistence`: it cannot enumerate, and says so in its type.
  *
- * @since 0.1.0
+ * @since 0.2.0
  * @category models
  */
-export interface PersistenceSessionStore extends SessionStore.SessionStore {
+export interface PersistenceAdapter extends SessionStore {
   readonly all: undefined
 }
 
-type Entry = readonly [expiresAt: number, data: string]
-
-const decodeEntry = (value: unknown): Entry | undefined =>
-  Array.isArray(value) && value.length === 2 && typeof value[0] === "number" && typeof value[1] === "string"
-    ? [value[0], value[1]]
-    : undefined
+/**
+ * The adapter built by `layer`.
+ *
+ * @since 0.2.0
+ * @category tags
+ */
+export const PersistenceAdapter: Context.Tag<PersistenceAdapter, PersistenceAdapter> = Context.GenericTag<
+  PersistenceAdapter
+>("effect-session/SessionStore/Persistence")
 
 const FLUSH_KEY = "effect-session:flush"
-
-const UNAVAILABLE = /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|closed/i
-
-const errorFor =
-  (operation: SessionStoreError["operation"]) => (error: Persistence.PersistenceError): SessionStoreError => {
-    const cause: unknown = error.reason === "BackingError" ? error.cause : error
-    const detail = cause instanceof Error ? cause.message : error.message
-    return new SessionStoreError({
-      reason:
-        UNAVAILABLE.test(detail) || (cause instanceof Error && "code" in cause && UNAVAILABLE.test(String(cause.code)))
-          ? "Unavailable"
-          : "Unknown",
-      operation,
-      cause: error,
-      detail
-    })
-  }
 
 /**
  * Makes the store over the `BackingPersistence` in context. The backing store is opened for
@@ -90,7 +79,7 @@ const errorFor =
  */
 export const make = (
   options: Options = {}
-): Effect.Effect<PersistenceSessionStore, never, Persistence.BackingPersistence | Scope.Scope> =>
+): Effect.Effect<PersistenceAdapter, never, Persistence.BackingPersistence | Scope.Scope> =>
   Effect.gen(function*() {
     const backing = yield* Persistence.BackingPersistence
     const persistence = yield* backing.make(options.storeId ?? "effect-session")
@@ -99,45 +88,39 @@ export const make = (
     // the write fail and the close hang (@effect/experimental 0.61). Writes commit in order, so
     // awaiting one more removal (of a key no token can have) lets the pending ones finish first.
     yield* Effect.addFinalizer(() => Effect.ignore(persistence.remove(FLUSH_KEY)))
-    const locks = yield* RcMap.make({ lookup: (_key: string) => Effect.makeSemaphore(1) })
-    const withKeyLock = <A, E>(key: string, effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
-      Effect.scoped(Effect.flatMap(RcMap.get(locks, key), (lock) => lock.withPermits(1)(effect)))
+    const mutex = yield* KeyedMutex.make()
 
     const read = (operation: SessionStoreError["operation"], key: string) =>
       Effect.zipWith(
-        Effect.mapError(persistence.get(key), errorFor(operation)),
+        Effect.mapError(persistence.get(key), Errors.fromPersistence(operation)),
         Clock.currentTimeMillis,
-        (value, now) =>
-          Option.flatMap(value, (raw) => {
-            const entry = decodeEntry(raw)
-            return entry === undefined || entry[0] <= now ? Option.none() : Option.some(entry)
-          })
+        (value, now) => Option.flatMap(value, (raw) => Envelope.liveData(Envelope.decode(raw), now))
       )
 
-    const store: PersistenceSessionStore = {
-      find: (key) => Effect.map(read("find", key), Option.map((entry) => entry[1])),
+    const store: PersistenceAdapter = {
+      find: (key) => read("find", key),
       commit: (key, data, expiresAt, mode) =>
-        withKeyLock(
-          key,
+        mutex.withLock(key)(
           Effect.gen(function*() {
             if (mode === "update" && Option.isNone(yield* read("commit", key))) return "gone" as const
             const timeToLive = expiresAt - (yield* Clock.currentTimeMillis)
             // Already expired: storing it would only leave garbage (and Redis rejects a zero TTL).
             yield* (timeToLive <= 0
               ? persistence.remove(key)
-              : persistence.set(key, [expiresAt, data] satisfies Entry, Option.some(Duration.millis(timeToLive))))
-              .pipe(Effect.mapError(errorFor("commit")))
+              : persistence.set(key, Envelope.encode(data, expiresAt), Option.some(Duration.millis(timeToLive))))
+              .pipe(Effect.mapError(Errors.fromPersistence("commit")))
             return "written" as const
           })
         ),
-      delete: (key) => withKeyLock(key, Effect.mapError(persistence.remove(key), errorFor("delete"))),
+      delete: (key) => mutex.withLock(key)(Effect.mapError(persistence.remove(key), Errors.fromPersistence("delete"))),
       all: undefined
     }
     return store
   })
 
 /**
- * The adapter as the `SessionStore`, over the `BackingPersistence` the layer is given, for example
+ * The adapter as the `SessionStore` and as `PersistenceAdapter`, over the `BackingPersistence`
+ * the layer is given, for example
  * `layer().pipe(Layer.provide(PersistenceLmdb.layer({ path: "./sessions" })))`.
  *
  * @since 0.1.0
@@ -145,5 +128,5 @@ export const make = (
  */
 export const layer = (
   options?: Options
-): Layer.Layer<SessionStore.SessionStore, never, Persistence.BackingPersistence> =>
-  Layer.scoped(SessionStoreTag, make(options))
+): Layer.Layer<PersistenceAdapter | SessionStore, never, Persistence.BackingPersistence> =>
+  provideBoth(PersistenceAdapter, make(options))

@@ -18,7 +18,8 @@ import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type { SessionConfigError } from "../SessionManager.js"
+import * as Errors from "../internal/errors.js"
+import type { SessionConfigError } from "../SessionConfigError.js"
 import type { SessionStore, SessionStoreError } from "../SessionStore.js"
 import * as SqlStore from "./Sql.js"
 
@@ -35,8 +36,8 @@ export interface Options extends SqlStore.Options {
 }
 
 /**
- * A `SessionStore` on PostgreSQL with its own connection pool, closed with the layer. The pool's
- * `SqlClient` stays inside the layer. Fails with a `SessionStoreError` (operation `"open"`) when
+ * A `SessionStore` (and `SqlStore.SqlStore`) on PostgreSQL with its own connection pool, closed
+ * with the layer. The pool's `SqlClient` stays inside the layer. Fails with a `SessionStoreError` (operation `"open"`) when
  * the database cannot be reached at start; later outages fail single calls, and the pool
  * reconnects by itself once the database is back.
  *
@@ -45,10 +46,10 @@ export interface Options extends SqlStore.Options {
  */
 export const layer = (
   options: Options
-): Layer.Layer<SessionStore, SessionStoreError | SessionConfigError> => {
+): Layer.Layer<SqlStore.SqlStore | SessionStore, SessionStoreError | SessionConfigError> => {
   const { client, ...storeOptions } = options
   return SqlStore.layer(storeOptions).pipe(
-    Layer.provide(Layer.mapError(PgClient.layer(client), SqlStore.toStoreError("open")))
+    Layer.provide(Layer.mapError(PgClient.layer(client), Errors.fromSql("open")))
   )
 }
 
@@ -67,5 +68,5 @@ export const layer = (
  */
 export const layerConfig = (
   options: Config.Config.Wrap<Options>
-): Layer.Layer<SessionStore, SessionStoreError | SessionConfigError | ConfigError.ConfigError> =>
+): Layer.Layer<SqlStore.SqlStore | SessionStore, SessionStoreError | SessionConfigError | ConfigError.ConfigError> =>
   Layer.unwrapEffect(Effect.map(Config.unwrap(options), layer))

@@ -3,7 +3,7 @@
  * Works with a standalone server, with Sentinel (ioredis's `sentinels` + `name` options) and
  * with Redis Cluster (one key per session, every command on one key).
  *
- * Each session is one Redis string, `<prefix><key>`, holding `<expiresAt>:<payload>` and
+ * Each session is one Redis string, `<prefix><key>`, holding `<expiresAt>:<length>:<payload>` and
  * carrying the same expiry as its TTL: Redis drops expired sessions by itself, so this store
  * needs no sweep. The expiry kept in the value is what `find` and updates check against
  * `Clock`, so an entry is never returned at or after its expiry even if Redis has not dropped
@@ -14,48 +14,75 @@
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as Option from "effect/Option"
-import * as Redacted from "effect/Redacted"
+import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { Cluster, Redis, RedisOptions } from "ioredis"
+import * as Envelope from "../internal/envelope.js"
+import * as Errors from "../internal/errors.js"
+import * as InternalOptions from "../internal/options.js"
 import * as InternalRedis from "../internal/redis.js"
-import type * as SessionStore from "../SessionStore.js"
-import { SessionStore as SessionStoreTag, SessionStoreError } from "../SessionStore.js"
-
-/**
- * The options that do not depend on how the client is made.
- *
- * @since 0.1.0
- * @category models
- */
-export interface StoreOptions {
-  /** Prepended to every store key. Default `"session:"`. */
-  readonly prefix?: string | undefined
-  /** The `COUNT` hint of each `SCAN` step while enumerating. Default `100`. */
-  readonly scanCount?: number | undefined
-  /** How long building the store waits for the connection. Default `"10 seconds"`. */
-  readonly openTimeout?: Duration.DurationInput | undefined
-}
+import { provideBoth } from "../internal/storeLayer.js"
+import type { SessionConfigError } from "../SessionConfigError.js"
+import type { SessionStore, StoredSession } from "../SessionStore.js"
+import { SessionStoreError } from "../SessionStore.js"
 
 /**
  * @since 0.1.0
  * @category models
  */
-export interface Options extends StoreOptions {
+export interface Options {
   /**
    * ioredis options for a client the store creates and closes (host, port, password, db, tls,
    * `sentinels` + `name` for Sentinel, ...), merged over `failFastOptions`; or a function that
    * creates the client (for example a `new Cluster(...)`), which the store then owns and closes.
-   * Default: `localhost:6379`.
+   * Default: `localhost:6379`. Not used by `makeWithClient` / `layerWithClient`.
    */
   readonly client?: RedisOptions | (() => Redis | Cluster) | undefined
-  /** A `redis://` / `rediss://` URL, used with `client` options when given. */
+  /**
+   * A `redis://` / `rediss://` URL (user, password, host, port, database, TLS), used with `client`
+   * options when given. Not used by `makeWithClient` / `layerWithClient`.
+   */
   readonly url?: string | Redacted.Redacted<string> | undefined
+  /** Prepended to every store key. Default `"session:"`. */
+  readonly prefix?: string | undefined
+  /** Keys asked for per `SCAN` step (its `COUNT` hint) and read per page while enumerating. Default `100`. */
+  readonly pageSize?: number | undefined
+  /** How long building the store waits for the connection. Default `"10 seconds"`. */
+  readonly openTimeout?: Duration.DurationInput | undefined
+  /**
+   * Longest wait for one Redis call before it fails with a `Timeout` store error, whatever the
+   * client's own `commandTimeout`. Default `"5 seconds"`; `0` leaves it to the client.
+   */
+  readonly timeout?: Duration.DurationInput | undefined
 }
+
+/**
+ * The Redis store, with what it offers besides the contract: it always enumerates, and it
+ * tells its key prefix.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface RedisStore extends SessionStore {
+  readonly all: Stream.Stream<StoredSession, SessionStoreError>
+  /** What the store prepends to every key (after the client's own `keyPrefix`). */
+  readonly prefix: string
+}
+
+/**
+ * The Redis store built by `layer`, `layerWithClient` or `layerConfig`.
+ *
+ * @since 0.2.0
+ * @category tags
+ */
+export const RedisStore: Context.Tag<RedisStore, RedisStore> = Context.GenericTag<RedisStore>(
+  "effect-session/SessionStore/Redis"
+)
 
 /**
  * What the store sets on a client it creates, unless overridden in `client`: commands fail at
@@ -78,6 +105,7 @@ export const failFastOptions: RedisOptions = InternalRedis.failFastOptions
  */
 export const failFastClusterOptions = InternalRedis.failFastClusterOptions
 
+// Reads the expiry before the envelope's first colon (see internal/envelope.ts).
 const UPDATE_SCRIPT = `
 local current = redis.call("GET", KEYS[1])
 if not current then return 0 end
@@ -97,15 +125,6 @@ interface ScriptCommands {
   effectSessionUpdate(key: string, value: string, now: number, ttl: number): Promise<number>
 }
 
-const ENTRY = /^(\d{1,16}):/
-
-const parseEntry = (raw: string | null): { readonly data: string; readonly expiresAt: number } | undefined => {
-  if (raw === null) return undefined
-  const match = ENTRY.exec(raw)
-  if (match === null) return undefined
-  return { expiresAt: Number(match[1]), data: raw.slice(match[0].length) }
-}
-
 /**
  * Makes a store on a client the caller owns: the store defines one Lua command on it
  * (`effectSessionUpdate`) and never closes it. For commands to fail fast while Redis is down,
@@ -116,17 +135,19 @@ const parseEntry = (raw: string | null): { readonly data: string; readonly expir
  */
 export const makeWithClient = (
   client: Redis | Cluster,
-  options: StoreOptions = {}
-): Effect.Effect<SessionStore.SessionStore, SessionStoreError, Scope.Scope> =>
+  options: Omit<Options, "client" | "url"> = {}
+): Effect.Effect<RedisStore, SessionStoreError | SessionConfigError, Scope.Scope> =>
   Effect.gen(function*() {
     const prefix = options.prefix ?? "session:"
-    const scanCount = Math.max(1, options.scanCount ?? 100)
+    const pageSize = yield* InternalOptions.positiveInteger("pageSize", options.pageSize, 100)
+    const openTimeout = yield* InternalOptions.duration("openTimeout", options.openTimeout, "10 seconds")
+    const timeout = yield* InternalOptions.duration("timeout", options.timeout, "5 seconds", { allowZero: true })
     const keyPrefix = InternalRedis.clientKeyPrefix(client)
     const pattern = `${InternalRedis.escapeGlob(keyPrefix + prefix)}*`
     const cluster = InternalRedis.isCluster(client)
 
     yield* InternalRedis.logConnectionEvents(client, "the Redis session store")
-    yield* InternalRedis.awaitReady(client, options.openTimeout ?? "10 seconds").pipe(
+    yield* InternalRedis.awaitReady(client, openTimeout).pipe(
       Effect.mapError(({ cause, reason }) =>
         new SessionStoreError({ reason, operation: "open", cause, detail: InternalRedis.describe(cause) })
       )
@@ -136,30 +157,21 @@ export const makeWithClient = (
     }
     const scripts = client as unknown as ScriptCommands
 
+    // An interrupted command is harmless: ioredis still reads its reply, in order, and drops it.
     const run = <A>(operation: SessionStoreError["operation"], evaluate: () => Promise<A>) =>
-      Effect.tryPromise({
-        try: evaluate,
-        catch: (cause) =>
-          new SessionStoreError({
-            reason: InternalRedis.reasonOf(cause),
-            operation,
-            cause,
-            detail: InternalRedis.describe(cause)
-          })
-      })
+      Errors.withTimeout(operation, timeout)(Effect.tryPromise({ try: evaluate, catch: Errors.fromRedis(operation) }))
 
-    const find: SessionStore.SessionStore["find"] = (key) =>
-      Effect.flatMap(run("find", () => client.get(prefix + key)), (raw) =>
-        Effect.map(Clock.currentTimeMillis, (now) => {
-          const entry = parseEntry(raw)
-          return entry === undefined || entry.expiresAt <= now ? Option.none() : Option.some(entry.data)
-        }))
+    const find: RedisStore["find"] = (key) =>
+      Effect.flatMap(
+        run("find", () => client.get(prefix + key)),
+        (raw) => Effect.map(Clock.currentTimeMillis, (now) => Envelope.liveData(Envelope.decode(raw), now))
+      )
 
-    const commit: SessionStore.SessionStore["commit"] = (key, data, expiresAt, mode) =>
+    const commit: RedisStore["commit"] = (key, data, expiresAt, mode) =>
       Effect.gen(function*() {
         const now = yield* Clock.currentTimeMillis
         const ttl = Math.ceil(expiresAt - now)
-        const value = `${Math.trunc(expiresAt)}:${data}`
+        const value = Envelope.encode(data, expiresAt)
         if (mode === "update") {
           // Atomic: the entry must still exist and be unexpired by our clock, or nothing is written.
           const written = yield* run("commit", () => scripts.effectSessionUpdate(prefix + key, value, now, ttl))
@@ -173,19 +185,12 @@ export const makeWithClient = (
         return "written"
       })
 
-    const del: SessionStore.SessionStore["delete"] = (key) =>
-      Effect.asVoid(run("delete", () => client.del(prefix + key)))
+    const del: RedisStore["delete"] = (key) => Effect.asVoid(run("delete", () => client.del(prefix + key)))
 
     const scanNode = (node: Redis): Stream.Stream<ReadonlyArray<string>, SessionStoreError> =>
       Stream.fromAsyncIterable(
-        node.scanStream({ match: pattern, count: scanCount }) as AsyncIterable<Array<string>>,
-        (cause) =>
-          new SessionStoreError({
-            reason: InternalRedis.reasonOf(cause),
-            operation: "all",
-            cause,
-            detail: InternalRedis.describe(cause)
-          })
+        node.scanStream({ match: pattern, count: pageSize }) as AsyncIterable<Array<string>>,
+        Errors.fromRedis("all")
       )
 
     // Keys in one SCAN batch may live in different hash slots: MGET only works on one server.
@@ -196,7 +201,7 @@ export const makeWithClient = (
         ? Effect.forEach(keys, (key) => run("all", () => client.get(key)), { concurrency: 16 })
         : run("all", () => client.mget(...keys))
 
-    const all: Stream.Stream<SessionStore.StoredSession, SessionStoreError> = Stream.suspend(() => {
+    const all: Stream.Stream<StoredSession, SessionStoreError> = Stream.suspend(() => {
       if (!cluster) return Stream.make(client as Redis)
       // A cluster that is not ready may know no masters yet: that is an outage, not an empty store.
       if (client.status !== "ready") {
@@ -213,10 +218,10 @@ export const makeWithClient = (
           const keys = rawKeys.map((rawKey) => rawKey.slice(keyPrefix.length))
           const found = yield* values(keys)
           const now = yield* Clock.currentTimeMillis
-          const sessions: Array<SessionStore.StoredSession> = []
+          const sessions: Array<StoredSession> = []
           keys.forEach((key, i) => {
-            const entry = parseEntry(found[i] ?? null)
-            if (entry !== undefined && entry.expiresAt > now) {
+            const entry = Envelope.decode(found[i])
+            if (Envelope.isLive(entry, now)) {
               sessions.push({ key: key.slice(prefix.length), data: entry.data, expiresAt: entry.expiresAt })
             }
           })
@@ -226,24 +231,27 @@ export const makeWithClient = (
       Stream.flattenIterables
     )
 
-    return { find, commit, delete: del, all }
+    return { find, commit, delete: del, all, prefix }
   })
 
 /**
  * Makes a store with a client of its own, closed when the scope closes. Fails with
- * `SessionStoreError` (operation `open`) when Redis cannot be reached within `openTimeout`.
+ * `SessionStoreError` (operation `open`) when Redis cannot be reached within `openTimeout`, and
+ * with `SessionConfigError` for invalid options.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Options = {}): Effect.Effect<SessionStore.SessionStore, SessionStoreError, Scope.Scope> =>
+export const make = (
+  options: Options = {}
+): Effect.Effect<RedisStore, SessionStoreError | SessionConfigError, Scope.Scope> =>
   Effect.flatMap(
     InternalRedis.acquireClient(options.client, options.url),
     (client) => makeWithClient(client, options)
   )
 
 /**
- * The Redis store as the `SessionStore`, with a client of its own.
+ * The Redis store as the `SessionStore` and as `RedisStore`, with a client of its own.
  *
  * ```ts
  * RedisStore.layer({ client: { host: "127.0.0.1", port: 6379 }, prefix: "myapp:session:" })
@@ -253,8 +261,10 @@ export const make = (options: Options = {}): Effect.Effect<SessionStore.SessionS
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options?: Options): Layer.Layer<SessionStore.SessionStore, SessionStoreError> =>
-  Layer.scoped(SessionStoreTag, make(options))
+export const layer = (
+  options?: Options
+): Layer.Layer<RedisStore | SessionStore, SessionStoreError | SessionConfigError> =>
+  provideBoth(RedisStore, make(options))
 
 /**
  * The Redis store on a client you own (it is not closed with the layer).
@@ -264,28 +274,12 @@ export const layer = (options?: Options): Layer.Layer<SessionStore.SessionStore,
  */
 export const layerWithClient = (
   client: Redis | Cluster,
-  options?: StoreOptions
-): Layer.Layer<SessionStore.SessionStore, SessionStoreError> =>
-  Layer.scoped(SessionStoreTag, makeWithClient(client, options))
+  options?: Omit<Options, "client" | "url">
+): Layer.Layer<RedisStore | SessionStore, SessionStoreError | SessionConfigError> =>
+  provideBoth(RedisStore, makeWithClient(client, options))
 
 /**
- * What `layerConfig` reads.
- *
- * @since 0.1.0
- * @category models
- */
-export interface ConfigOptions extends StoreOptions {
-  readonly url?: Redacted.Redacted<string> | undefined
-  readonly host?: string | undefined
-  readonly port?: number | undefined
-  readonly username?: string | undefined
-  readonly password?: Redacted.Redacted<string> | undefined
-  readonly db?: number | undefined
-  readonly tls?: boolean | undefined
-}
-
-/**
- * Like `layer`, with the connection read from `Config`:
+ * Like `layer`, with the options read from `Config` (the connection as a URL):
  *
  * ```ts
  * RedisStore.layerConfig({ url: Config.redacted("REDIS_URL"), prefix: Config.string("SESSION_PREFIX") })
@@ -295,23 +289,6 @@ export interface ConfigOptions extends StoreOptions {
  * @category layers
  */
 export const layerConfig = (
-  config: Config.Config.Wrap<ConfigOptions>
-): Layer.Layer<SessionStore.SessionStore, SessionStoreError | ConfigError.ConfigError> =>
-  Layer.scoped(
-    SessionStoreTag,
-    Effect.flatMap(Config.unwrap(config), (options) =>
-      make({
-        prefix: options.prefix,
-        scanCount: options.scanCount,
-        openTimeout: options.openTimeout,
-        url: options.url,
-        client: {
-          ...(options.host === undefined ? {} : { host: options.host }),
-          ...(options.port === undefined ? {} : { port: options.port }),
-          ...(options.username === undefined ? {} : { username: options.username }),
-          ...(options.password === undefined ? {} : { password: Redacted.value(options.password) }),
-          ...(options.db === undefined ? {} : { db: options.db }),
-          ...(options.tls === true ? { tls: {} } : {})
-        }
-      }))
-  )
+  options: Config.Config.Wrap<Options>
+): Layer.Layer<RedisStore | SessionStore, SessionStoreError | SessionConfigError | ConfigError.ConfigError> =>
+  Layer.unwrapEffect(Effect.map(Config.unwrap(options), layer))

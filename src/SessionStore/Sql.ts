@@ -14,16 +14,22 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type * as SqlError from "@effect/sql/SqlError"
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
-import * as Duration from "effect/Duration"
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
+import * as Either from "effect/Either"
+import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as Errors from "../internal/errors.js"
 import { yieldToEventLoop } from "../internal/eventLoop.js"
-import { SessionConfigError } from "../SessionManager.js"
-import type * as SessionStore from "../SessionStore.js"
-import { SessionStore as SessionStoreTag, SessionStoreError } from "../SessionStore.js"
+import * as InternalOptions from "../internal/options.js"
+import { provideBoth } from "../internal/storeLayer.js"
+import * as Sweeper from "../internal/sweeper.js"
+import type { SessionConfigError } from "../SessionConfigError.js"
+import type { CommitMode, CommitResult, StoredSession } from "../SessionStore.js"
+import { SessionStore, SessionStoreError } from "../SessionStore.js"
 
 /**
  * @since 0.1.0
@@ -61,10 +67,19 @@ export interface Options {
  * @since 0.1.0
  * @category models
  */
-export interface SqlStore extends SessionStore.SessionStore {
+export interface SqlStore extends SessionStore {
+  readonly all: Stream.Stream<StoredSession, SessionStoreError>
   /** Deletes every expired row now, in batches of `sweepBatchSize`; returns how many it deleted. */
   readonly sweep: Effect.Effect<number, SessionStoreError>
 }
+
+/**
+ * The SQL store built by `layer` (and by the `Pg`, `Mysql` and `Sqlite` layers), with its `sweep`.
+ *
+ * @since 0.2.0
+ * @category tags
+ */
+export const SqlStore: Context.Tag<SqlStore, SqlStore> = Context.GenericTag<SqlStore>("effect-session/SessionStore/Sql")
 
 type Dialect = "pg" | "mysql" | "sqlite"
 
@@ -76,164 +91,18 @@ const KEY = /^[A-Za-z0-9_-]{1,128}$/
 
 const IDENTIFIER_PART = /^[A-Za-z_][A-Za-z0-9_]{0,51}$/
 
-const UNAVAILABLE_CODES = new Set<string | number>([
-  // Node sockets and DNS
-  "ECONNREFUSED",
-  "ECONNRESET",
-  "ECONNABORTED",
-  "EPIPE",
-  "ENOTFOUND",
-  "EHOSTUNREACH",
-  "EHOSTDOWN",
-  "ENETUNREACH",
-  "ENETDOWN",
-  "EAI_AGAIN",
-  // mysql2
-  "PROTOCOL_CONNECTION_LOST",
-  "PROTOCOL_ENQUEUE_AFTER_FATAL_ERROR",
-  "PROTOCOL_ENQUEUE_AFTER_QUIT",
-  "ER_CON_COUNT_ERROR",
-  "ER_SERVER_SHUTDOWN",
-  "ER_NORMAL_SHUTDOWN",
-  "ER_SERVER_GONE_ERROR",
-  "ER_SERVER_LOST",
-  1040,
-  1053,
-  1077,
-  2002,
-  2003,
-  2006,
-  2013,
-  // PostgreSQL SQLSTATE: connection exceptions, shutdown, too many connections
-  "08000",
-  "08001",
-  "08003",
-  "08004",
-  "08006",
-  "57P01",
-  "57P02",
-  "57P03",
-  "53300",
-  // SQLite
-  "SQLITE_CANTOPEN"
-])
-
-const TIMEOUT_CODES = new Set<string | number>([
-  "ETIMEDOUT",
-  "ESOCKETTIMEDOUT",
-  "PROTOCOL_SEQUENCE_TIMEOUT",
-  // MySQL lock wait, MySQL MAX_EXECUTION_TIME, MariaDB max_statement_time
-  "ER_LOCK_WAIT_TIMEOUT",
-  "ER_QUERY_TIMEOUT",
-  "ER_STATEMENT_TIMEOUT",
-  1205,
-  3024,
-  1969,
-  // PostgreSQL: statement_timeout (query_canceled), lock_timeout (lock_not_available)
-  "57014",
-  "55P03",
-  // SQLite: the busy timeout ran out
-  "SQLITE_BUSY",
-  "SQLITE_BUSY_TIMEOUT",
-  "SQLITE_LOCKED"
-])
-
-const UNAVAILABLE_MESSAGE =
-  /connection terminated|not queryable|connection (?:refused|closed|lost|reset)|server has gone away|failed to (?:acquire|connect)/i
-const TIMEOUT_MESSAGE = /timeout|timed out/i
-
-const field = (value: unknown, name: string): unknown =>
-  typeof value === "object" && value !== null && name in value ? (value as Record<string, unknown>)[name] : undefined
-
-// The driver's error and what it wraps (`cause`, an AggregateError's `errors`), nearest first.
-const errorChain = (error: unknown): ReadonlyArray<unknown> => {
-  const chain: Array<unknown> = []
-  const queue: Array<unknown> = [error]
-  while (queue.length > 0 && chain.length < 16) {
-    const next = queue.shift()
-    if (next === undefined || next === null || chain.includes(next)) continue
-    chain.push(next)
-    queue.push(field(next, "cause"))
-    const errors = field(next, "errors")
-    if (Array.isArray(errors)) queue.push(...errors)
-  }
-  return chain
-}
-
-const codeOf = (error: unknown): string | undefined => {
-  for (const link of errorChain(error)) {
-    const code = field(link, "code")
-    if (typeof code === "string" && code !== "") return code
-  }
-  return undefined
-}
-
-const reasonOf = (error: SqlError.SqlError): SessionStore.SessionStoreErrorReason => {
-  const chain = errorChain(error)
-  for (const link of chain) {
-    for (const name of ["code", "errno"]) {
-      const code = field(link, name)
-      if (typeof code !== "string" && typeof code !== "number") continue
-      if (UNAVAILABLE_CODES.has(code)) return "Unavailable"
-      if (TIMEOUT_CODES.has(code)) return "Timeout"
-    }
-  }
-  // mysql2 marks errors that broke the connection as fatal.
-  if (chain.some((link) => field(link, "fatal") === true)) return "Unavailable"
-  // node-postgres reports a dropped connection or a pool wait with a message and no code.
-  const messages = chain.map((link) => field(link, "message")).filter((m): m is string => typeof m === "string")
-  if (messages.some((message) => TIMEOUT_MESSAGE.test(message))) return "Timeout"
-  if (messages.some((message) => UNAVAILABLE_MESSAGE.test(message))) return "Unavailable"
-  return "Unknown"
-}
-
-/**
- * Turns a `SqlError` into the store error for `operation`: `Unavailable` when the database could
- * not be reached or the connection broke, `Timeout` when it did not answer in time (statement or
- * lock timeouts, a busy SQLite file), `Unknown` otherwise. The driver's error is kept as `cause`;
- * `detail` carries only its code, never statement values.
- *
- * @since 0.1.0
- * @category errors
- */
-export const toStoreError = (operation: Operation) => (error: SqlError.SqlError): SessionStoreError => {
-  const code = codeOf(error)
-  return new SessionStoreError({
-    reason: reasonOf(error),
-    operation,
-    cause: error,
-    detail: code === undefined ? error.message : `${error.message} (${code})`
-  })
-}
-
-const positiveInteger = (name: string, value: number | undefined, fallback: number) =>
-  value === undefined
-    ? Effect.succeed(fallback)
-    : Number.isSafeInteger(value) && value > 0
-    ? Effect.succeed(value)
-    : Effect.fail(new SessionConfigError({ reason: `${name} must be a positive integer, got ${value}` }))
-
-const duration = (name: string, input: Duration.DurationInput | undefined, fallback: Duration.DurationInput) =>
-  Option.match(Duration.decodeUnknown(input ?? fallback), {
-    onNone: () => Effect.fail(new SessionConfigError({ reason: `${name} is not a duration: ${String(input)}` })),
-    onSome: (decoded) =>
-      Duration.isFinite(decoded)
-        ? Effect.succeed(decoded)
-        : Effect.fail(new SessionConfigError({ reason: `${name} must be finite` }))
-  })
-
 const tableParts = (table: string) => {
   const parts = table.split(".")
   return parts.length <= 2 && parts.every((part) => IDENTIFIER_PART.test(part))
-    ? Effect.succeed(parts)
-    : Effect.fail(
-      new SessionConfigError({
-        reason: `table must be a name or schema.name of letters, digits and _ (at most 52 each), got ${
-          JSON.stringify(table)
-        }`
-      })
+    ? Either.right(parts)
+    : InternalOptions.invalid(
+      "table",
+      `must be a name or schema.name of letters, digits and _ (at most 52 each), got ${JSON.stringify(table)}`
     )
 }
+
+const field = (value: unknown, name: string): unknown =>
+  typeof value === "object" && value !== null && name in value ? (value as Record<string, unknown>)[name] : undefined
 
 interface Row {
   readonly token: string
@@ -270,10 +139,12 @@ export const make = (
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
     const tableName = options.table ?? "sessions"
     const parts = yield* tableParts(tableName)
-    const batchSize = yield* positiveInteger("sweepBatchSize", options.sweepBatchSize, 1000)
-    const pageSize = yield* positiveInteger("pageSize", options.pageSize, 1000)
-    const interval = yield* duration("cleanupInterval", options.cleanupInterval, "5 minutes")
-    const timeout = yield* duration("timeout", options.timeout, "10 seconds")
+    const batchSize = yield* InternalOptions.positiveInteger("sweepBatchSize", options.sweepBatchSize, 1000)
+    const pageSize = yield* InternalOptions.positiveInteger("pageSize", options.pageSize, 1000)
+    const interval = yield* InternalOptions.duration("cleanupInterval", options.cleanupInterval, "5 minutes", {
+      allowZero: true
+    })
+    const timeout = yield* InternalOptions.duration("timeout", options.timeout, "10 seconds", { allowZero: true })
     const dialect: Dialect | undefined = sql.onDialectOrElse({
       pg: () => "pg",
       mysql: () => "mysql",
@@ -294,20 +165,8 @@ export const make = (
     const batchLimit = sql.literal(String(batchSize))
     const pageLimit = sql.literal(String(pageSize))
 
-    const run = <A>(operation: Operation, effect: Effect.Effect<A, SqlError.SqlError>) => {
-      const mapped = Effect.mapError(effect, toStoreError(operation))
-      return Duration.greaterThan(timeout, Duration.zero)
-        ? Effect.timeoutFail(mapped, {
-          duration: timeout,
-          onTimeout: () =>
-            new SessionStoreError({
-              reason: "Timeout",
-              operation,
-              detail: `no answer within ${Duration.format(timeout)}`
-            })
-        })
-        : mapped
-    }
+    const run = <A>(operation: Operation, effect: Effect.Effect<A, SqlError.SqlError>) =>
+      Errors.withTimeout(operation, timeout)(Effect.mapError(effect, Errors.fromSql(operation)))
 
     if (options.createTable !== false) {
       const create = dialect === "pg"
@@ -366,7 +225,7 @@ export const make = (
               ON DUPLICATE KEY UPDATE data = VALUES(data), expiry = VALUES(expiry)`
           : sql`INSERT INTO ${table} (token, data, expiry) VALUES (${key}, ${data}, ${expiresAt})
               ON CONFLICT (token) DO UPDATE SET data = excluded.data, expiry = excluded.expiry`
-      ).pipe(Effect.as<SessionStore.CommitResult>("written"))
+      ).pipe(Effect.as<CommitResult>("written"))
 
     // Only a row that is present and unexpired is updated, in one statement: a session deleted
     // or renewed away meanwhile is never re-created.
@@ -403,8 +262,8 @@ export const make = (
       key: string,
       data: string,
       expiresAt: number,
-      mode: SessionStore.CommitMode
-    ): Effect.Effect<SessionStore.CommitResult, SessionStoreError> => {
+      mode: CommitMode
+    ): Effect.Effect<CommitResult, SessionStoreError> => {
       if (!KEY.test(key)) {
         return mode === "update" ? Effect.succeed("gone") : Effect.fail(
           new SessionStoreError({
@@ -421,7 +280,7 @@ export const make = (
       KEY.test(key) ? run("delete", Effect.asVoid(sql`DELETE FROM ${table} WHERE token = ${key}`)) : Effect.void
 
     // Keyset pagination by token: each page is one short query, whatever the table's size.
-    const all: Stream.Stream<SessionStore.StoredSession, SessionStoreError> = Stream.paginateChunkEffect(
+    const all: Stream.Stream<StoredSession, SessionStoreError> = Stream.paginateChunkEffect(
       "",
       (after: string) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) =>
@@ -476,22 +335,14 @@ export const make = (
       }
     })
 
-    if (Duration.greaterThan(interval, Duration.zero)) {
-      yield* Effect.sleep(interval).pipe(
-        Effect.zipRight(
-          Effect.catchAll(sweep, (error) => Effect.logWarning("effect-session: the SQL store sweep failed", error))
-        ),
-        Effect.forever,
-        Effect.forkScoped
-      )
-    }
+    yield* Sweeper.start("SQL store", interval, sweep)
 
     const store: SqlStore = { find, commit, delete: remove, all, sweep }
     return store
   })
 
 /**
- * The SQL store as the `SessionStore`, over the application's `SqlClient`:
+ * The SQL store as the `SessionStore` and as `SqlStore`, over the application's `SqlClient`:
  *
  * ```ts
  * SqlStore.layer({ table: "sessions" }).pipe(Layer.provide(PgClient.layer({ url })))
@@ -502,5 +353,5 @@ export const make = (
  */
 export const layer = (
   options?: Options
-): Layer.Layer<SessionStore.SessionStore, SessionStoreError | SessionConfigError, SqlClient.SqlClient> =>
-  Layer.scoped(SessionStoreTag, make(options))
+): Layer.Layer<SqlStore | SessionStore, SessionStoreError | SessionConfigError, SqlClient.SqlClient> =>
+  provideBoth(SqlStore, make(options))

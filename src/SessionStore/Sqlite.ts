@@ -20,7 +20,7 @@ import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import type { SessionConfigError } from "../SessionManager.js"
+import type { SessionConfigError } from "../SessionConfigError.js"
 import type { SessionStore } from "../SessionStore.js"
 import { SessionStoreError } from "../SessionStore.js"
 import * as SqlStore from "./Sql.js"
@@ -37,8 +37,8 @@ export interface Options extends SqlStore.Options {
 }
 
 /**
- * A `SessionStore` on a SQLite database file (or `:memory:`), opened with the layer and closed
- * with it. The client's `SqlClient` stays inside the layer. Fails with a `SessionStoreError`
+ * A `SessionStore` (and `SqlStore.SqlStore`) on a SQLite database file (or `:memory:`), opened
+ * with the layer and closed with it. The client's `SqlClient` stays inside the layer. Fails with a `SessionStoreError`
  * (operation `"open"`) when the file cannot be opened.
  *
  * @since 0.1.0
@@ -46,7 +46,7 @@ export interface Options extends SqlStore.Options {
  */
 export const layer = (
   options: Options
-): Layer.Layer<SessionStore, SessionStoreError | SessionConfigError> => {
+): Layer.Layer<SqlStore.SqlStore | SessionStore, SessionStoreError | SessionConfigError> => {
   const { client, ...storeOptions } = options
   // better-sqlite3 throws when the file cannot be opened; the client lets that through as a defect.
   const database = Layer.catchAllCause(SqliteClient.layer(client), (cause) =>
@@ -73,5 +73,5 @@ export const layer = (
  */
 export const layerConfig = (
   options: Config.Config.Wrap<Options>
-): Layer.Layer<SessionStore, SessionStoreError | SessionConfigError | ConfigError.ConfigError> =>
+): Layer.Layer<SqlStore.SqlStore | SessionStore, SessionStoreError | SessionConfigError | ConfigError.ConfigError> =>
   Layer.unwrapEffect(Effect.map(Config.unwrap(options), layer))

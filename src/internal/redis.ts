@@ -31,18 +31,6 @@ export const failFastClusterOptions: ClusterOptions = {
 
 export type Reason = "Unavailable" | "Timeout" | "Unknown"
 
-const UNAVAILABLE =
-  /Connection is closed|isn't writeable|max retries per request|ECONNREFUSED|ECONNRESET|EPIPE|EHOSTUNREACH|ENOTFOUND|CLUSTERDOWN|TRYAGAIN|LOADING|MASTERDOWN|READONLY|None of startup nodes|Failed to refresh slots|Cluster isn't ready|All sentinels are unreachable|Connection in subscriber mode|end of stream/i
-const TIMEOUT = /timed out|ETIMEDOUT/i
-
-/** Classifies an ioredis failure. */
-export const reasonOf = (cause: unknown): Reason => {
-  const message = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause)
-  if (TIMEOUT.test(message)) return "Timeout"
-  if (UNAVAILABLE.test(message)) return "Unavailable"
-  return "Unknown"
-}
-
 /** The error text without the cause (never carries keys or payloads). */
 export const describe = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
 
