@@ -16,36 +16,51 @@
  */
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
+import * as KeyedMutex from "./internal/keyedMutex.js"
+import * as InternalLock from "./internal/lock.js"
+import * as Options from "./internal/options.js"
+import type { SessionConfigError } from "./SessionConfigError.js"
 
 /**
  * @since 0.1.0
  * @category models
  */
 export interface AcquireOptions {
-  /** The longest the caller waits for the lock. Default `"5 seconds"` (`DEFAULT_TIMEOUT`). */
+  /**
+   * The longest the caller waits for the lock, everything included (a connection to the
+   * backend, other waiters in this process, the holder elsewhere). `0`: take it only if it is
+   * free. Default `"5 seconds"`. A negative or infinite timeout is a defect (`SessionConfigError`).
+   */
   readonly timeout?: Duration.DurationInput | undefined
 }
 
 /**
- * A keyed lock service.
+ * A keyed lock service. Every backend keeps this contract, checked by `lockConformance` from
+ * `effect-session/testing`:
  *
- * @since 0.1.0
- * @category models
+ * - Mutual exclusion per key: while one scope holds `key`, nobody else (in this process or, for
+ *   a shared backend, in any process) takes it. Different keys never wait for each other.
+ * - The lock is released when the holder's `Scope` closes, whatever its exit: success, failure,
+ *   defect or interruption.
+ * - A wait that reaches `timeout` fails with `SessionLockError` (reason `Timeout`) and takes
+ *   nothing: the key stays usable. Every wait of the backend (for a connection, for other
+ *   waiters, for the holder) counts against that one timeout.
+ * - A backend that cannot be reached fails with reason `Unavailable`, without waiting for the
+ *   timeout when it knows at once.
+ * - The wait is always interruptible, even when called from an uninterruptible region (an HTTP
+ *   request whose client went away stops waiting); once the lock is taken, its release is
+ *   registered before anything can interrupt.
+ * - Fairness is per backend: the in-process lock serves waiters first come, first served; the
+ *   Redis and PostgreSQL locks do so within one process and poll across processes.
+ *
+ * `layerNone` keeps none of the exclusion: its `acquire` never waits.
  */
 export interface SessionLock {
-  /**
-   * Takes the lock on `key` and holds it until the surrounding `Scope` closes (whatever the
-   * scope's exit: success, failure, defect or interruption). Waits at most `timeout`, then fails
-   * with `SessionLockError` (reason `Timeout`); a backend that cannot be reached fails with
-   * reason `Unavailable`. The wait is always interruptible, even when called from an
-   * uninterruptible region (an HTTP request whose client went away stops waiting); once the
-   * lock is taken, its release is registered before anything can interrupt.
-   */
+  /** Takes the lock on `key` and holds it until the surrounding `Scope` closes (see the contract above). */
   readonly acquire: (key: string, options?: AcquireOptions) => Effect.Effect<void, SessionLockError, Scope.Scope>
 }
 
@@ -58,14 +73,6 @@ export interface SessionLock {
 export const SessionLock: Context.Tag<SessionLock, SessionLock> = Context.GenericTag<SessionLock>(
   "effect-session/SessionLock"
 )
-
-/**
- * How long `acquire` waits by default.
- *
- * @since 0.1.0
- * @category constants
- */
-export const DEFAULT_TIMEOUT: Duration.Duration = Duration.seconds(5)
 
 /**
  * Why a lock could not be taken: `Timeout` (someone else held it for longer than the wait
@@ -97,16 +104,8 @@ export class SessionLockError extends Data.TaggedError("SessionLockError")<{
 }
 
 /**
- * The timeout of `options`, or the default, in milliseconds.
- *
- * @since 0.1.0
- * @category utils
- */
-export const timeoutMillis = (options?: AcquireOptions): number =>
-  Duration.toMillis(Duration.decode(options?.timeout ?? DEFAULT_TIMEOUT))
-
-/**
- * No lock at all: `acquire` succeeds at once. The last request to commit a session wins, as in scs.
+ * No lock at all: `acquire` succeeds at once, even on a key someone holds. The last request to
+ * commit a session wins, as in scs.
  *
  * @since 0.1.0
  * @category constructors
@@ -145,102 +144,27 @@ export interface InProcessLock extends SessionLock {
   readonly size: Effect.Effect<number>
 }
 
-interface Waiter {
-  /** Set when the lock was handed to this waiter (it then owns it, even if it stops waiting). */
-  granted: boolean
-  resume: ((effect: Effect.Effect<void>) => void) | undefined
-}
-
-interface Entry {
-  held: boolean
-  /** First come, first served (a `Set` iterates in insertion order). */
-  readonly waiters: Set<Waiter>
-  /** Bumped on every acquisition, so a pending idle eviction knows it is stale. */
-  generation: number
-}
-
 /**
  * A keyed mutex in this process. It orders requests in one process only: with several server
  * processes, use the Redis or PostgreSQL lock. Waiters are served first come, first served; a
- * free key is taken without any fiber or timer.
+ * free key is taken without any fiber or timer. Fails with `SessionConfigError` for an invalid
+ * `idleTimeToLive`.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const makeInProcess = (options: InProcessOptions = {}): Effect.Effect<InProcessLock, never, Scope.Scope> =>
+export const makeInProcess = (
+  options: InProcessOptions = {}
+): Effect.Effect<InProcessLock, SessionConfigError, Scope.Scope> =>
   Effect.gen(function*() {
-    const scope = yield* Effect.scope
-    const idleMillis = Duration.toMillis(Duration.decode(options.idleTimeToLive ?? Duration.zero))
-    const entries = new Map<string, Entry>()
-
-    const evictIfIdle = (key: string, entry: Entry, generation: number) => {
-      if (entry.generation === generation && !entry.held && entry.waiters.size === 0 && entries.get(key) === entry) {
-        entries.delete(key)
-      }
-    }
-
-    const release = (key: string, entry: Entry): Effect.Effect<void> =>
-      Effect.suspend(() => {
-        for (const next of entry.waiters) {
-          // Hand the lock over directly: it is never free in between.
-          entry.waiters.delete(next)
-          next.granted = true
-          next.resume?.(Effect.void)
-          return Effect.void
-        }
-        entry.held = false
-        const generation = entry.generation
-        if (idleMillis <= 0) {
-          evictIfIdle(key, entry, generation)
-          return Effect.void
-        }
-        return Effect.sleep(idleMillis).pipe(
-          Effect.zipRight(Effect.sync(() => evictIfIdle(key, entry, generation))),
-          Effect.forkIn(scope),
-          Effect.asVoid
-        )
-      })
-
+    const idleTimeToLive = yield* Options.duration("idleTimeToLive", options.idleTimeToLive, 0, { allowZero: true })
+    const mutex = yield* KeyedMutex.make({ idleTimeToLive })
     const acquire: SessionLock["acquire"] = (key, acquireOptions) =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.suspend(() => {
-          let entry = entries.get(key)
-          if (entry === undefined) {
-            entry = { held: false, waiters: new Set(), generation: 0 }
-            entries.set(key, entry)
-          }
-          const owned = entry
-          owned.generation++
-          if (!owned.held) {
-            owned.held = true
-            return Effect.addFinalizer(() => release(key, owned))
-          }
-          const timeout = timeoutMillis(acquireOptions)
-          const waiter: Waiter = { granted: false, resume: undefined }
-          const wait = Effect.async<void>((resume) => {
-            waiter.resume = resume
-            owned.waiters.add(waiter)
-            return Effect.sync(() => {
-              owned.waiters.delete(waiter)
-            })
-          })
-          return restore(Effect.interruptible(wait)).pipe(
-            Effect.timeoutFail({
-              duration: timeout,
-              onTimeout: () =>
-                new SessionLockError({
-                  reason: "Timeout",
-                  detail: `waited ${Duration.format(Duration.millis(timeout))}`
-                })
-            }),
-            // Handed the lock just as the wait timed out or was interrupted: pass it on.
-            Effect.onExit((exit) => Exit.isFailure(exit) && waiter.granted ? release(key, owned) : Effect.void),
-            Effect.zipRight(Effect.addFinalizer(() => release(key, owned)))
-          )
-        })
+      Effect.flatMap(
+        InternalLock.timeoutOf(acquireOptions),
+        (duration) => mutex.acquire(key, { duration, onTimeout: () => InternalLock.timeoutError(duration) })
       )
-
-    return { acquire, size: Effect.sync(() => entries.size) }
+    return { acquire, size: mutex.size }
   })
 
 /**
@@ -249,5 +173,5 @@ export const makeInProcess = (options: InProcessOptions = {}): Effect.Effect<InP
  * @since 0.1.0
  * @category layers
  */
-export const layerInProcess = (options?: InProcessOptions): Layer.Layer<SessionLock> =>
+export const layerInProcess = (options?: InProcessOptions): Layer.Layer<SessionLock, SessionConfigError> =>
   Layer.scoped(SessionLock, makeInProcess(options))

@@ -11,7 +11,9 @@ import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { afterAll, describe, expect, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
@@ -19,6 +21,7 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
@@ -28,13 +31,15 @@ import { createHash, randomUUID } from "node:crypto"
 import * as path from "node:path"
 import * as readline from "node:readline"
 import { Session } from "../src/Session.js"
+import { SessionConfigError } from "../src/SessionConfigError.js"
 import * as SessionLock from "../src/SessionLock.js"
 import * as PgLock from "../src/SessionLock/Postgres.js"
 import * as RedisLock from "../src/SessionLock/Redis.js"
 import * as SessionManager from "../src/SessionManager.js"
 import * as SessionMiddleware from "../src/SessionMiddleware.js"
 import * as MemoryStore from "../src/SessionStore/Memory.js"
-import { eventually, requireBackend } from "./conformance.js"
+import { lockConformance } from "../src/testing/LockConformance.js"
+import { requireBackend } from "./conformance.js"
 import { counterRoutes } from "./fixtures/locks-counter.js"
 import { isReachable, postgres, redis, service } from "./services.js"
 
@@ -67,7 +72,7 @@ const SessionLive = SessionManager.layer().pipe(Layer.provide(MemoryStore.layer(
 const serve = <E>(
   app: HttpRouter.HttpRouter<E, Session>,
   middleware: SessionMiddleware.SessionMiddleware<SessionManager.SessionManager | SessionLock.SessionLock, Session>,
-  lockLayer: Layer.Layer<SessionLock.SessionLock>
+  lockLayer: Layer.Layer<SessionLock.SessionLock, unknown>
 ) =>
   Effect.map(
     Layer.build(
@@ -91,54 +96,59 @@ const startSession = (client: HttpClient.HttpClient) =>
 const countOf = (client: HttpClient.HttpClient, cookie: string) =>
   Effect.flatMap(client.get("/count", { headers: { cookie } }), (response) => response.text)
 
+/** The in-process lock, telling `acquiring` about every acquire as it starts. */
+const observedInProcess = (acquiring: Queue.Queue<string>) =>
+  Layer.scoped(
+    SessionLock.SessionLock,
+    Effect.map(SessionLock.makeInProcess(), (lock): SessionLock.SessionLock => ({
+      acquire: (key, options) => Effect.zipRight(Queue.offer(acquiring, key), lock.acquire(key, options))
+    }))
+  )
+
+/** Gives other fibers turns (a bounded number) until `TestClock` has `count` sleeps scheduled. */
+const timersScheduled = (count: number) =>
+  Effect.gen(function*() {
+    for (let turn = 0; turn < 10_000; turn++) {
+      if (Chunk.size(yield* TestClock.sleeps()) >= count) return
+      yield* Effect.yieldNow()
+    }
+    return yield* Effect.dieMessage(`${count} sleeps never scheduled`)
+  })
+
+// ---------------------------------------------------------------------------------------------
+// The contract, on every lock.
+
+const pgConnection = {
+  host: postgres.host,
+  port: postgres.port,
+  database: postgres.database,
+  username: postgres.username
+}
+
+lockConformance({ name: "layerNone", layer: SessionLock.layerNone, excludes: false })
+lockConformance({ name: "layerInProcess", layer: SessionLock.layerInProcess(), excludes: true, fair: true })
+lockConformance({
+  name: "Redis",
+  layer: RedisLock.layer({ client: redisClient, prefix: lockPrefix }),
+  crossProcess: RedisLock.layer({ client: redisClient, prefix: lockPrefix }),
+  excludes: true,
+  fair: true,
+  clock: "live",
+  skip: skipRedis
+})
+lockConformance({
+  name: "PostgreSQL (its own default pool)",
+  layer: PgLock.layer({ namespace: `test-${run}`, client: pgConnection }),
+  crossProcess: PgLock.layer({ namespace: `test-${run}`, client: pgConnection }),
+  excludes: true,
+  fair: true,
+  clock: "live",
+  skip: skipPostgres
+})
+
 // ---------------------------------------------------------------------------------------------
 
 describe("SessionLock (in process)", () => {
-  it.scoped("acquire waits while another holder has the key, and times out (TestClock)", () =>
-    Effect.gen(function*() {
-      const lock = yield* SessionLock.makeInProcess()
-      const holder = yield* Scope.make()
-      yield* Scope.extend(lock.acquire("k"), holder)
-      const waiter = yield* Effect.fork(Effect.scoped(lock.acquire("k", { timeout: "3 seconds" })))
-      yield* TestClock.adjust("2999 millis")
-      expect(waiter.unsafePoll()).toBeNull()
-      yield* TestClock.adjust("1 millis")
-      const result = yield* Effect.either(Fiber.join(waiter))
-      expect(Either.isLeft(result) && result.left.reason).toBe("Timeout")
-      // Other keys never wait.
-      yield* Effect.scoped(lock.acquire("other", { timeout: 0 }))
-      yield* Scope.close(holder, Exit.void)
-      yield* Effect.scoped(lock.acquire("k", { timeout: 0 }))
-    }))
-
-  it.scoped("a waiter gets the lock as soon as the holder's scope closes", () =>
-    Effect.gen(function*() {
-      const lock = yield* SessionLock.makeInProcess()
-      const holder = yield* Scope.make()
-      yield* Scope.extend(lock.acquire("k"), holder)
-      const order: Array<string> = []
-      const waiter = yield* Effect.fork(
-        Effect.scoped(Effect.zipRight(lock.acquire("k"), Effect.sync(() => order.push("waiter"))))
-      )
-      yield* eventually(Effect.map(TestClock.sleeps(), (sleeps) => Chunk.size(sleeps) === 1))
-      order.push("holder done")
-      yield* Scope.close(holder, Exit.void)
-      yield* Fiber.join(waiter)
-      expect(order).toEqual(["holder done", "waiter"])
-    }))
-
-  it.scoped("the lock is released whatever the holder's scope ends with (failure, defect, interruption)", () =>
-    Effect.gen(function*() {
-      const lock = yield* SessionLock.makeInProcess()
-      yield* Effect.exit(Effect.scoped(Effect.zipRight(lock.acquire("k"), Effect.fail("boom"))))
-      yield* Effect.exit(Effect.scoped(Effect.zipRight(lock.acquire("k"), Effect.die("defect"))))
-      const holding = yield* Effect.fork(Effect.scoped(Effect.zipRight(lock.acquire("k"), Effect.never)))
-      yield* eventually(Effect.map(lock.size, (size) => size === 1))
-      yield* Fiber.interrupt(holding)
-      yield* Effect.scoped(lock.acquire("k", { timeout: 0 }))
-      expect(yield* lock.size).toBe(0)
-    }))
-
   it.scoped("idle keys are evicted: memory follows the sessions in use, not every session ever seen", () =>
     Effect.gen(function*() {
       const lock = yield* SessionLock.makeInProcess()
@@ -154,14 +164,31 @@ describe("SessionLock (in process)", () => {
       for (let i = 0; i < 20; i++) yield* Effect.scoped(lingering.acquire(`key-${i}`))
       expect(yield* lingering.size).toBe(20)
       yield* TestClock.adjust("1 minute")
-      yield* eventually(Effect.map(lingering.size, (size) => size === 0))
+      // The evictions run on the fibers the adjustment woke: give them turns, a bounded number.
+      for (let turn = 0; turn < 1_000 && (yield* lingering.size) > 0; turn++) yield* Effect.yieldNow()
+      expect(yield* lingering.size).toBe(0)
     }))
 
-  it.scoped("layerNone never waits (last writer wins)", () =>
+  it.scoped("invalid options fail with SessionConfigError, never a silent clamp", () =>
     Effect.gen(function*() {
-      const lock = yield* Effect.provide(SessionLock.SessionLock, SessionLock.layerNone)
-      yield* lock.acquire("k", { timeout: 0 })
-      yield* lock.acquire("k", { timeout: 0 })
+      const configError = (effect: Effect.Effect<unknown, unknown, Scope.Scope>) =>
+        Effect.map(Effect.flip(effect), (error) => {
+          expect(error).toBeInstanceOf(SessionConfigError)
+          return (error as SessionConfigError).option
+        })
+      expect(yield* configError(SessionLock.makeInProcess({ idleTimeToLive: -1 }))).toBe("idleTimeToLive")
+      expect(yield* configError(RedisLock.make({ client: redisClient, lease: 0 }))).toBe("lease")
+      expect(yield* configError(RedisLock.make({ client: redisClient, pollInterval: "1 second" }))).toBe(
+        "maxPollInterval"
+      )
+      expect(yield* configError(Layer.build(PgLock.layer({ client: { ...pgConnection, maxConnections: 0 } }))))
+        .toBe("client.maxConnections")
+      expect(yield* configError(Layer.build(PgLock.layer({ client: pgConnection, maxPollInterval: -5 }))))
+        .toBe("maxPollInterval")
+      // A per-call timeout that makes no sense is a programming error.
+      const lock = yield* SessionLock.makeInProcess()
+      const died = yield* Effect.exit(Effect.scoped(lock.acquire("k", { timeout: -1 })))
+      expect(Exit.isFailure(died) && Cause.isDie(died.cause)).toBe(true)
     }))
 })
 
@@ -188,6 +215,7 @@ describe("SessionMiddleware with a lock (in process, over HTTP)", () => {
     const state = {
       entered: 0,
       gate: Effect.runSync(Deferred.make<void>()),
+      firstEntered: Effect.runSync(Deferred.make<void>()),
       bothEntered: Effect.runSync(Deferred.make<void>())
     }
     const routes = counterRoutes.pipe(
@@ -197,6 +225,7 @@ describe("SessionMiddleware with a lock (in process, over HTTP)", () => {
           const session = yield* Session
           const count = yield* session.getInt("count")
           state.entered++
+          if (state.entered === 1) yield* Deferred.succeed(state.firstEntered, undefined)
           if (state.entered === 2) yield* Deferred.succeed(state.bothEntered, undefined)
           yield* Deferred.await(state.gate)
           yield* session.put("count", count + 1)
@@ -227,17 +256,20 @@ describe("SessionMiddleware with a lock (in process, over HTTP)", () => {
   it.scoped("with the lock, the second request waits for the first one's commit and sees its write (TestClock)", () =>
     Effect.gen(function*() {
       const { routes, state } = gated()
+      const acquiring = yield* Queue.unbounded<string>()
       const client = yield* serve(
         routes,
         SessionMiddleware.make({ lock: { timeout: "1 hour" } }),
-        SessionLock.layerInProcess()
+        observedInProcess(acquiring)
       )
       const cookie = yield* startSession(client)
       const first = yield* Effect.fork(client.post("/gated-increment", { headers: { cookie } }))
-      yield* eventually(Effect.sync(() => state.entered === 1))
+      yield* Deferred.await(state.firstEntered)
       const second = yield* Effect.fork(client.post("/gated-increment", { headers: { cookie } }))
+      yield* Queue.take(acquiring)
+      yield* Queue.take(acquiring)
       // The second request is parked on the lock: its timeout timer is the only sleep.
-      yield* eventually(Effect.map(TestClock.sleeps(), (sleeps) => Chunk.size(sleeps) === 1))
+      yield* timersScheduled(1)
       expect(state.entered).toBe(1)
       yield* Deferred.succeed(state.gate, undefined)
       expect(yield* (yield* Fiber.join(first)).text).toBe("1")
@@ -248,16 +280,19 @@ describe("SessionMiddleware with a lock (in process, over HTTP)", () => {
   it.scoped("a lock wait past its timeout answers 503 with Retry-After and the handler does not run (TestClock)", () =>
     Effect.gen(function*() {
       const { routes, state } = gated()
+      const acquiring = yield* Queue.unbounded<string>()
       const client = yield* serve(
         routes,
         SessionMiddleware.make({ lock: { timeout: "10 seconds", retryAfter: "7 seconds" } }),
-        SessionLock.layerInProcess()
+        observedInProcess(acquiring)
       )
       const cookie = yield* startSession(client)
       const first = yield* Effect.fork(client.post("/gated-increment", { headers: { cookie } }))
-      yield* eventually(Effect.sync(() => state.entered === 1))
+      yield* Deferred.await(state.firstEntered)
       const second = yield* Effect.fork(client.post("/gated-increment", { headers: { cookie } }))
-      yield* eventually(Effect.map(TestClock.sleeps(), (sleeps) => Chunk.size(sleeps) === 1))
+      yield* Queue.take(acquiring)
+      yield* Queue.take(acquiring)
+      yield* timersScheduled(1)
       yield* TestClock.adjust("10 seconds")
       const busy = yield* Fiber.join(second)
       expect(busy.status).toBe(503)
@@ -318,9 +353,11 @@ describe("SessionMiddleware with a lock (in process, over HTTP)", () => {
       const custom = yield* serve(
         routes,
         SessionMiddleware.make({
-          lock: {
-            onError: (error) => Effect.succeed(HttpServerResponse.text(error.reason, { status: 429 }))
-          }
+          lock: true,
+          onError: (error) =>
+            Effect.succeed(
+              HttpServerResponse.text(error._tag === "SessionLockError" ? error.reason : "?", { status: 429 })
+            )
         }),
         down
       )
@@ -474,24 +511,8 @@ describe.skipIf(skipRedis !== undefined)(`SessionLock/Redis${skipRedis ? ` (skip
     }),
     (client) => Effect.promise(() => client.quit())
   )
-  const makeLock = (options: RedisLock.LockOptions = {}) =>
+  const makeLock = (options: RedisLock.Options = {}) =>
     RedisLock.make({ client: redisClient, prefix: lockPrefix, ...options })
-
-  it.scopedLive("one holder at a time; a waiter times out, then takes the lock once it is released", () =>
-    Effect.gen(function*() {
-      const lock = yield* makeLock()
-      const other = yield* makeLock()
-      const holder = yield* Scope.make()
-      yield* Scope.extend(lock.acquire("mutex"), holder)
-      const waited = yield* Effect.either(Effect.scoped(other.acquire("mutex", { timeout: "200 millis" })))
-      expect(Either.isLeft(waited) && waited.left.reason).toBe("Timeout")
-      yield* Effect.scoped(other.acquire("another-key", { timeout: 0 }))
-      const waiter = yield* Effect.fork(Effect.scoped(other.acquire("mutex", { timeout: "10 seconds" })))
-      yield* Scope.close(holder, Exit.void)
-      yield* Fiber.join(waiter)
-      const redis = yield* admin
-      expect(yield* Effect.promise(() => redis.exists(`${lockPrefix}mutex`))).toBe(0)
-    }))
 
   it.scopedLive("only the owner releases: a holder whose lease ran out does not free the next holder's lock", () =>
     Effect.gen(function*() {
@@ -524,9 +545,15 @@ describe.skipIf(skipRedis !== undefined)(`SessionLock/Redis${skipRedis ? ` (skip
       // As if most of the lease had passed.
       yield* Effect.promise(() => redis.pexpire(key, 10_000))
       // The renewal fiber sleeps a third of the lease on the TestClock (which starts at 0).
-      yield* eventually(Effect.map(TestClock.sleeps(), Chunk.some((wakeAt) => wakeAt === 15_000)))
+      for (let turn = 0; turn < 10_000; turn++) {
+        if (Chunk.some(yield* TestClock.sleeps(), (wakeAt) => wakeAt === 15_000)) break
+        yield* Effect.yieldNow()
+      }
       yield* TestClock.adjust("15 seconds")
-      yield* eventually(Effect.map(Effect.promise(() => redis.pttl(key)), (pttl) => pttl > 40_000))
+      // The renewal is a round trip to Redis: each check is one too (a bounded number, no timer).
+      let pttl = 0
+      for (let trip = 0; trip < 500 && pttl <= 40_000; trip++) pttl = yield* Effect.promise(() => redis.pttl(key))
+      expect(pttl).toBeGreaterThan(40_000)
     }))
 
   it.scopedLive("a crashed holder's lock frees itself after its lease", () =>
@@ -597,30 +624,35 @@ describe.skipIf(skipRedis !== undefined)(`SessionLock/Redis${skipRedis ? ` (skip
 describe.skipIf(skipPostgres !== undefined || skipRedis !== undefined)(
   `SessionLock/Postgres${skipPostgres ?? skipRedis ? ` (skipped: ${skipPostgres ?? skipRedis})` : ""}`,
   () => {
-    const PgLive = PgClient.layer({
-      host: postgres.host,
-      port: postgres.port,
-      database: postgres.database,
-      username: postgres.username,
-      maxConnections: 3
-    })
+    const PgLive = PgClient.layer({ ...pgConnection, maxConnections: 3 })
     const makeLock = Effect.flatMap(
       Layer.build(PgLive),
       (context) => Effect.provide(PgLock.make({ namespace: `test-${run}` }), context)
     )
+    const lockOf = (layer: Layer.Layer<SessionLock.SessionLock, unknown>) =>
+      Effect.map(Layer.build(layer), Context.get(SessionLock.SessionLock))
 
-    it.scopedLive("one holder at a time; a waiter times out, then takes the lock once it is released", () =>
+    it.scopedLive("the wait for a pooled connection counts against the timeout and can be interrupted", () =>
       Effect.gen(function*() {
-        const lock = yield* makeLock
-        const other = yield* makeLock
+        // A pool of one connection, held by the first lock.
+        const lock = yield* lockOf(
+          PgLock.layer({ namespace: `test-${run}`, client: { ...pgConnection, maxConnections: 1 } })
+        )
         const holder = yield* Scope.make()
-        yield* Scope.extend(lock.acquire("mutex"), holder)
-        const waited = yield* Effect.either(Effect.scoped(other.acquire("mutex", { timeout: "200 millis" })))
+        yield* Scope.extend(lock.acquire("first", { timeout: "5 seconds" }), holder)
+        const start = yield* Clock.currentTimeMillis
+        const waited = yield* Effect.either(Effect.scoped(lock.acquire("second", { timeout: "300 millis" })))
         expect(Either.isLeft(waited) && waited.left.reason).toBe("Timeout")
-        yield* Effect.scoped(other.acquire("another-key", { timeout: 0 }))
-        const waiter = yield* Effect.fork(Effect.scoped(other.acquire("mutex", { timeout: "10 seconds" })))
+        expect((yield* Clock.currentTimeMillis) - start).toBeLessThan(5_000)
+        // A client that went away stops waiting for the connection, even from an uninterruptible region.
+        const gone = yield* Effect.fork(
+          Effect.uninterruptible(Effect.scoped(lock.acquire("second", { timeout: "1 minute" })))
+        )
+        yield* Effect.sleep("50 millis")
+        expect(Exit.isInterrupted(yield* Fiber.interrupt(gone))).toBe(true)
+        // Neither waiter kept the connection once it came back.
         yield* Scope.close(holder, Exit.void)
-        yield* Fiber.join(waiter)
+        for (let i = 0; i < 5; i++) yield* Effect.scoped(lock.acquire(`second-${i}`, { timeout: "5 seconds" }))
       }))
 
     it.scopedLive("each release unlocks on its own connection and gives it back to the pool", () =>
@@ -665,6 +697,7 @@ describe.skipIf(skipPostgres !== undefined || skipRedis !== undefined)(
 
 describe("SessionMiddleware.layerApi with a lock (HttpApi)", () => {
   const gate = Effect.runSync(Deferred.make<void>())
+  const firstEntered = Effect.runSync(Deferred.make<void>())
   let entered = 0
   class Api extends HttpApi.make("api").add(
     HttpApiGroup.make("counter")
@@ -680,6 +713,7 @@ describe("SessionMiddleware.layerApi with a lock (HttpApi)", () => {
           const session = yield* Session
           const count = yield* session.getInt("count")
           entered++
+          yield* Deferred.succeed(firstEntered, undefined)
           yield* Deferred.await(gate)
           yield* session.put("count", count + 1)
           return String(count + 1)
@@ -687,6 +721,7 @@ describe("SessionMiddleware.layerApi with a lock (HttpApi)", () => {
 
   it.scoped("a lock wait past its timeout fails with SessionBusy: 503 with Retry-After (TestClock)", () =>
     Effect.gen(function*() {
+      const acquiring = yield* Queue.unbounded<string>()
       const context = yield* Layer.build(
         HttpApiBuilder.serve().pipe(
           Layer.provide(HttpApiBuilder.api(Api)),
@@ -694,15 +729,17 @@ describe("SessionMiddleware.layerApi with a lock (HttpApi)", () => {
           Layer.provide(SessionMiddleware.layerApi({ lock: { timeout: "10 seconds", retryAfter: "4 seconds" } })),
           Layer.provideMerge(NodeHttpServer.layerTest),
           Layer.provide(SessionLive),
-          Layer.provide(SessionLock.layerInProcess())
+          Layer.provide(observedInProcess(acquiring))
         )
       )
       const client = Context.get(context, HttpClient.HttpClient)
       const cookie = yield* startSession(client)
       const first = yield* Effect.fork(client.post("/gated", { headers: { cookie } }))
-      yield* eventually(Effect.sync(() => entered === 1))
+      yield* Deferred.await(firstEntered)
       const second = yield* Effect.fork(client.post("/gated", { headers: { cookie } }))
-      yield* eventually(Effect.map(TestClock.sleeps(), (sleeps) => Chunk.size(sleeps) === 1))
+      yield* Queue.take(acquiring)
+      yield* Queue.take(acquiring)
+      yield* timersScheduled(1)
       yield* TestClock.adjust("10 seconds")
       const busy = yield* Fiber.join(second)
       expect(busy.status).toBe(503)

@@ -9,22 +9,42 @@
  *   before returning it to the pool. If the process dies, PostgreSQL drops its connections and
  *   so its locks.
  * - Waiters in one process queue on an in-process mutex first, so one session costs at most
- *   one pooled connection per process, however many requests wait for it. Size the pool for
- *   the number of sessions in use at once plus what the application needs.
+ *   one pooled connection per process, however many requests wait for it.
+ * - Every wait counts against the acquire `timeout` and is interruptible: the queue in this
+ *   process, the wait for a pooled connection (a connection handed out after the caller gave up
+ *   goes straight back to the pool), each query and the pauses between polls.
+ *
+ * **The pool.** A held lock keeps its connection for the whole request, so locks must not
+ * compete with the store's queries for one pool: when they do, requests holding locks can take
+ * every connection while the store's `find`/`commit` wait for one. `layer` therefore builds a
+ * pool of its own, `maxConnections` 10 by default (pg's own default): at most 10 sessions are
+ * locked at once by one process, and more wait (within their timeout) for a connection rather
+ * than for the database. Its connections are named `effect-session/SessionLock` in
+ * `pg_stat_activity`. Count `maxConnections` per server process against PostgreSQL's
+ * `max_connections`. `layerWithClient` uses the `PgClient` in context instead: give it a
+ * separate `PgClient.layer` unless you have sized a shared pool for both.
  *
  * @since 0.1.0
  */
 import * as PgClient from "@effect/sql-pg/PgClient"
+import type * as SqlError from "@effect/sql/SqlError"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import { createHash } from "node:crypto"
-import { pollUntil } from "../internal/lock.js"
+import * as KeyedMutex from "../internal/keyedMutex.js"
+import * as InternalLock from "../internal/lock.js"
+import * as Options_ from "../internal/options.js"
+import type { SessionConfigError } from "../SessionConfigError.js"
 import * as SessionLock from "../SessionLock.js"
 
 /**
+ * The options of the PostgreSQL lock. An invalid one fails `make`/`layer` with `SessionConfigError`.
+ *
  * @since 0.1.0
  * @category models
  */
@@ -36,9 +56,24 @@ export interface Options {
   readonly namespace?: string | undefined
   /** First pause between two polls of a waiter; it doubles up to `maxPollInterval`. Default `"5 millis"`. */
   readonly pollInterval?: Duration.DurationInput | undefined
-  /** Longest pause between two polls. Default `"100 millis"`. */
+  /** Longest pause between two polls, not shorter than `pollInterval`. Default `"100 millis"`. */
   readonly maxPollInterval?: Duration.DurationInput | undefined
+  /**
+   * The connection of the lock's own pool (`layer` only): `PgClient` options. Defaults that
+   * differ from `PgClient`'s: `maxConnections` 10 (the most sessions this process holds locked
+   * at once), `connectTimeout` `"5 seconds"` (also the longest a detached wait for a pooled
+   * connection lingers), `applicationName` `"effect-session/SessionLock"`.
+   */
+  readonly client?: PgClient.PgClientConfig | undefined
 }
+
+/**
+ * The default size of the pool `layer` builds for the lock.
+ *
+ * @since 0.2.0
+ * @category constants
+ */
+export const DEFAULT_MAX_CONNECTIONS = 10
 
 /**
  * The advisory lock id of a key: the first 8 bytes of SHA-256(namespace, key) as a signed
@@ -50,62 +85,79 @@ export interface Options {
 export const lockId = (namespace: string, key: string): string =>
   createHash("sha256").update(namespace).update("\u0000").update(key).digest().readBigInt64BE(0).toString()
 
+const unavailable = (cause: unknown) =>
+  new SessionLock.SessionLockError({
+    reason: "Unavailable",
+    cause,
+    detail: cause instanceof Error ? cause.message : String(cause)
+  })
+
+// pg-pool's own wait for a free connection ran out: the pool is busy, not the database down.
+const fromReserveError = (error: SqlError.SqlError, timeout: Duration.Duration) =>
+  /timeout exceeded when trying to connect/i.test(String((error.cause as Error | undefined)?.message))
+    ? InternalLock.timeoutError(timeout)
+    : unavailable(error)
+
 /**
- * Makes the lock over the `PgClient` in context.
+ * Makes the lock over the `PgClient` in context (see the module notes on the pool).
  *
  * @since 0.1.0
  * @category constructors
  */
 export const make = (
   options: Options = {}
-): Effect.Effect<SessionLock.SessionLock, never, PgClient.PgClient | Scope.Scope> =>
+): Effect.Effect<SessionLock.SessionLock, SessionConfigError, PgClient.PgClient | Scope.Scope> =>
   Effect.gen(function*() {
     const sql = yield* PgClient.PgClient
     const namespace = options.namespace ?? "effect-session"
-    const initialDelayMillis = Math.max(1, Duration.toMillis(Duration.decode(options.pollInterval ?? "5 millis")))
-    const maxDelayMillis = Math.max(
-      initialDelayMillis,
-      Duration.toMillis(Duration.decode(options.maxPollInterval ?? "100 millis"))
-    )
-    const local = yield* SessionLock.makeInProcess()
-
-    const unavailable = (cause: unknown) =>
-      new SessionLock.SessionLockError({
-        reason: "Unavailable",
-        cause,
-        detail: cause instanceof Error ? cause.message : String(cause)
-      })
+    const { initialDelayMillis, maxDelayMillis } = yield* InternalLock.pollIntervals(options)
+    const local = yield* KeyedMutex.make()
 
     const acquire: SessionLock.SessionLock["acquire"] = (key, acquireOptions) =>
       Effect.gen(function*() {
-        const timeout = SessionLock.timeoutMillis(acquireOptions)
-        const deadline = (yield* Clock.currentTimeMillis) + timeout
-        yield* local.acquire(key, { timeout })
-        // Not interruptible: a connection handed out after an interruption would never return
-        // to the pool. The pool's own `connectTimeout` bounds this wait.
-        const connection = yield* Effect.uninterruptible(sql.reserve).pipe(Effect.mapError(unavailable))
+        const timeout = yield* InternalLock.timeoutOf(acquireOptions)
+        const deadline = (yield* Clock.currentTimeMillis) + Duration.toMillis(timeout)
+        yield* local.acquire(key, { duration: timeout, onTimeout: () => InternalLock.timeoutError(timeout) })
         const id = lockId(namespace, key)
-        const take = connection.executeValues("SELECT pg_try_advisory_lock($1::bigint)", [id]).pipe(
-          Effect.map((rows) => rows[0]?.[0] === true),
-          Effect.mapError(unavailable)
-        )
-        const unlock = connection.executeValues("SELECT pg_advisory_unlock($1::bigint)", [id]).pipe(
-          Effect.flatMap((rows) =>
-            rows[0]?.[0] === true
-              ? Effect.void
-              : Effect.logWarning("effect-session: a PostgreSQL session lock was not held at its release")
-          ),
-          Effect.catchAll((error) =>
-            Effect.logWarning("effect-session: could not release a PostgreSQL session lock", error)
-          )
-        )
-        yield* Effect.uninterruptibleMask((restore) =>
-          restore(
-            pollUntil(take, { deadline, timeoutMillis: timeout, initialDelayMillis, maxDelayMillis })
-          ).pipe(
-            // Added after the reservation's finalizer, so it runs first: unlock, then give the connection back.
-            Effect.zipRight(Effect.addFinalizer(() => unlock))
-          )
+        // The waits are interruptible even when the caller is not (the contract); the rest is not.
+        yield* Effect.uninterruptible(
+          Effect.gen(function*() {
+            const connectionScope = yield* Scope.make()
+            const giveBack = Scope.close(connectionScope, Exit.void)
+            // Detached: a connection handed out after the caller stopped waiting goes straight back.
+            const reserving = yield* Effect.forkDaemon(
+              Effect.uninterruptible(Scope.extend(sql.reserve, connectionScope))
+            )
+            const connection = yield* Effect.interruptible(
+              InternalLock.withinDeadline(Fiber.join(reserving), deadline, timeout)
+            ).pipe(
+              Effect.catchTag("SqlError", (error) => Effect.fail(fromReserveError(error, timeout))),
+              Effect.onError(() => Effect.forkDaemon(Effect.zipRight(Fiber.await(reserving), giveBack)))
+            )
+            const take = connection.executeValues("SELECT pg_try_advisory_lock($1::bigint)", [id]).pipe(
+              Effect.map((rows) => rows[0]?.[0] === true),
+              Effect.mapError(unavailable)
+            )
+            const unlock = connection.executeValues("SELECT pg_advisory_unlock($1::bigint)", [id])
+            const unlockHeld = unlock.pipe(
+              Effect.flatMap((rows) =>
+                rows[0]?.[0] === true
+                  ? Effect.void
+                  : Effect.logWarning("effect-session: a PostgreSQL session lock was not held at its release")
+              ),
+              Effect.catchAll((error) =>
+                Effect.logWarning("effect-session: could not release a PostgreSQL session lock", error)
+              )
+            )
+            yield* Effect.interruptible(
+              InternalLock.pollUntil(take, { deadline, timeout, initialDelayMillis, maxDelayMillis })
+            ).pipe(
+              // An attempt still in flight may yet take it: unlock after it (queries on one
+              // connection run in order), then give the connection back.
+              Effect.onError(() => Effect.forkDaemon(Effect.ensuring(Effect.ignore(unlock), giveBack))),
+              Effect.zipRight(Effect.addFinalizer(() => Effect.ensuring(unlockHeld, giveBack)))
+            )
+          })
         )
       })
 
@@ -113,14 +165,49 @@ export const make = (
   })
 
 /**
- * The PostgreSQL lock as the `SessionLock`, over the `PgClient` the layer is given.
+ * The PostgreSQL lock as the `SessionLock`, over the `PgClient` in context. Give it a pool of its
+ * own (not the store's) unless that pool is sized for both:
  *
  * ```ts
- * PgLock.layer().pipe(Layer.provide(PgClient.layer({ url: Redacted.make(process.env.DATABASE_URL!) })))
+ * PgLock.layerWithClient().pipe(Layer.provide(PgClient.layer({ url, maxConnections: 10 })))
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerWithClient = (
+  options?: Options
+): Layer.Layer<SessionLock.SessionLock, SessionConfigError, PgClient.PgClient> =>
+  Layer.scoped(SessionLock.SessionLock, make(options))
+
+/**
+ * The PostgreSQL lock as the `SessionLock`, with a pool of its own (`options.client`, 10
+ * connections by default), closed with the layer. Fails with `Unavailable` when the database
+ * cannot be reached at start.
+ *
+ * ```ts
+ * PgLock.layer({ client: { url: Redacted.make(process.env.DATABASE_URL!), maxConnections: 10 } })
  * ```
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options?: Options): Layer.Layer<SessionLock.SessionLock, never, PgClient.PgClient> =>
-  Layer.scoped(SessionLock.SessionLock, make(options))
+export const layer = (
+  options: Options = {}
+): Layer.Layer<SessionLock.SessionLock, SessionLock.SessionLockError | SessionConfigError> =>
+  Layer.unwrapEffect(Effect.gen(function*() {
+    const client = options.client ?? {}
+    const maxConnections = yield* Options_.positiveInteger(
+      "client.maxConnections",
+      client.maxConnections,
+      DEFAULT_MAX_CONNECTIONS
+    )
+    const connectTimeout = yield* Options_.duration("client.connectTimeout", client.connectTimeout, "5 seconds")
+    const pool = PgClient.layer({
+      ...client,
+      maxConnections,
+      connectTimeout,
+      applicationName: client.applicationName ?? "effect-session/SessionLock"
+    }).pipe(Layer.mapError(unavailable))
+    return Layer.provide(layerWithClient(options), pool)
+  }))
