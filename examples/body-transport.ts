@@ -32,7 +32,7 @@ export const bodyTransport: SessionTransport.SessionTransport = {
   // The request body is cached by the platform, so the handler can still read it.
   read: (request) =>
     request.json.pipe(
-      Effect.map((body) => Option.map(decodeToken(body), (_) => _.token)),
+      Effect.map((body) => Option.map(decodeToken(body), (_) => Redacted.make(_.token))),
       Effect.orElseSucceed(() => Option.none())
     ),
   write: (response, token) => Effect.orDie(withTokenInBody(response, Redacted.value(token))),

@@ -1,13 +1,16 @@
 /**
  * How a whole session is turned into the string a store keeps.
  *
- * A codec is an Effect `Schema` from `SessionRecord` to `string`. Values inside the record are
+ * A codec wraps an Effect `Schema` from `SessionRecord` to `string`. Values inside the record are
  * already encoded by their keys' schemas (see `Session.key`), so the codec only has to carry
- * JSON-like data; the default is a JSON envelope.
+ * JSON-like data; the default is a JSON envelope, with a direct `JSON.parse`/`JSON.stringify`
+ * path that gives the same record and the same text as its Schema. MessagePack is in
+ * `SessionCodec/MsgPack` (it needs `@effect/platform`; this module needs only `effect`).
  *
  * @since 0.1.0
  */
-import * as MsgPack from "@effect/platform/MsgPack"
+import * as Either from "effect/Either"
+import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 
 /**
@@ -37,12 +40,83 @@ export const SessionRecord = Schema.Struct({
 export interface SessionRecord extends Schema.Schema.Type<typeof SessionRecord> {}
 
 /**
- * A whole-session codec.
+ * A whole-session codec: its `schema`, and the `decode`/`encode` the manager calls (by default
+ * the schema's own; a codec may carry a faster path that gives the same results).
  *
  * @since 0.1.0
  * @category models
  */
-export interface SessionCodec extends Schema.Schema<SessionRecord, string> {}
+export interface SessionCodec {
+  readonly schema: Schema.Schema<SessionRecord, string>
+  readonly decode: (stored: string) => Either.Either<SessionRecord, ParseResult.ParseError>
+  readonly encode: (record: SessionRecord) => Either.Either<string, ParseResult.ParseError>
+}
+
+/**
+ * A codec from a schema.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const make = (schema: Schema.Schema<SessionRecord, string>): SessionCodec => ({
+  schema,
+  decode: Schema.decodeUnknownEither(schema),
+  encode: Schema.encodeEither(schema)
+})
+
+const jsonSchema = Schema.parseJson(SessionRecord)
+const jsonSchemaCodec = make(jsonSchema)
+
+const isObject = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/**
+ * A payload of the exact expected shape decodes to the record the Schema would give; anything
+ * else (invalid JSON, a wrong shape, a `__proto__` key) goes through the Schema for its error.
+ */
+const decodeJson = (stored: string): Either.Either<SessionRecord, ParseResult.ParseError> => {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(stored)
+  } catch {
+    return jsonSchemaCodec.decode(stored)
+  }
+  if (!isObject(parsed)) return jsonSchemaCodec.decode(stored)
+  const { committedAt, deadline, rememberMe, values } = parsed
+  if (
+    typeof deadline !== "number" || typeof committedAt !== "number" ||
+    (rememberMe !== undefined && typeof rememberMe !== "boolean") ||
+    !isObject(values) || Object.hasOwn(values, "__proto__")
+  ) {
+    return jsonSchemaCodec.decode(stored)
+  }
+  return Either.right(
+    rememberMe === undefined ? { deadline, committedAt, values } : { deadline, committedAt, rememberMe, values }
+  )
+}
+
+/**
+ * `JSON.stringify` of the record in the Schema's key order (the same text); a value
+ * `JSON.stringify` rejects (a bigint, a cycle) goes through the Schema for its error, and so does
+ * an own `__proto__` key, which the Schema's record drops and `JSON.stringify` would keep.
+ */
+const encodeJson = (record: SessionRecord): Either.Either<string, ParseResult.ParseError> => {
+  if (Object.hasOwn(record.values, "__proto__")) return jsonSchemaCodec.encode(record)
+  try {
+    return Either.right(JSON.stringify(
+      // Not a conditional spread: on this path that costs more than the rest.
+      record.rememberMe === undefined
+        ? { deadline: record.deadline, committedAt: record.committedAt, values: record.values }
+        : {
+          deadline: record.deadline,
+          committedAt: record.committedAt,
+          rememberMe: record.rememberMe,
+          values: record.values
+        }
+    ))
+  } catch {
+    return jsonSchemaCodec.encode(record)
+  }
+}
 
 /**
  * The default codec: the record as JSON text.
@@ -50,13 +124,4 @@ export interface SessionCodec extends Schema.Schema<SessionRecord, string> {}
  * @since 0.1.0
  * @category codecs
  */
-export const json: SessionCodec = Schema.parseJson(SessionRecord)
-
-/**
- * MessagePack, base64-encoded so that every store can keep it as text. Smaller than JSON for
- * sessions with many numbers; keys whose schemas encode to `Uint8Array` keep their bytes.
- *
- * @since 0.1.0
- * @category codecs
- */
-export const msgPack: SessionCodec = Schema.compose(Schema.Uint8ArrayFromBase64, MsgPack.schema(SessionRecord))
+export const json: SessionCodec = { schema: jsonSchema, decode: decodeJson, encode: encodeJson }

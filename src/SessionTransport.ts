@@ -1,18 +1,25 @@
 /**
- * How the session token travels between client and server: a cookie (the default), a
- * header for API clients, or a transport of your own.
+ * How the session token travels between client and server: a cookie (the default), a header
+ * for API clients, or a transport of your own. The cookie's settings and the browser rules they
+ * must follow are checked here, when the transport is made.
  *
  * @since 0.1.0
  */
-import type * as Cookies from "@effect/platform/Cookies"
+import * as Cookies from "@effect/platform/Cookies"
 import * as Headers from "@effect/platform/Headers"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
-import type { ResolvedOptions } from "./SessionManager.js"
+import * as InternalOptions from "./internal/options.js"
+import type { SessionConfigError } from "./SessionConfigError.js"
 
 /**
  * A transport. `read` runs before the handler; `write` and `clear` run after the handler and
@@ -22,13 +29,18 @@ import type { ResolvedOptions } from "./SessionManager.js"
  * @category models
  */
 export interface SessionTransport {
-  /** The raw token the client sent, if any. Never fails: a bad token is just no token. */
-  readonly read: (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<Option.Option<string>>
-  /** Hands the (new or refreshed) token to the client. */
+  /** The token the client sent, if any. Never fails: a bad token is just no token. */
+  readonly read: (
+    request: HttpServerRequest.HttpServerRequest
+  ) => Effect.Effect<Option.Option<Redacted.Redacted<string>>>
+  /**
+   * Hands the (new or refreshed) token to the client: it lives until `expiresAt` (epoch ms);
+   * `rememberMe` is the session's own choice, if it made one; `now` is the time of the commit.
+   */
   readonly write: (
     response: HttpServerResponse.HttpServerResponse,
     token: Redacted.Redacted<string>,
-    expiry: { readonly expiresAt: number; readonly persistent: boolean; readonly now: number }
+    expiry: { readonly expiresAt: number; readonly rememberMe: boolean | undefined; readonly now: number }
   ) => Effect.Effect<HttpServerResponse.HttpServerResponse>
   /** Tells the client to drop its token (after `destroy`). */
   readonly clear: (
@@ -40,6 +52,17 @@ export interface SessionTransport {
    */
   readonly decorate: (response: HttpServerResponse.HttpServerResponse) => HttpServerResponse.HttpServerResponse
 }
+
+/**
+ * The transport the middleware uses when it is not given one: provide it with `layerCookie`,
+ * `layerHeader` or `Layer.succeed`. Without it, the cookie transport with its defaults.
+ *
+ * @since 0.2.0
+ * @category tags
+ */
+export const SessionTransport: Context.Tag<SessionTransport, SessionTransport> = Context.GenericTag<SessionTransport>(
+  "effect-session/SessionTransport"
+)
 
 /**
  * Adds a value to a comma-separated header (such as `Vary`) unless it is already there.
@@ -58,19 +81,104 @@ export const appendHeaderValue = (
   return present ? response : HttpServerResponse.setHeader(response, name, `${current}, ${value}`)
 }
 
+/**
+ * Cookie settings. Defaults are scs's: `session`, `Path=/`, `HttpOnly`, `SameSite=Lax`, not
+ * `Secure`, not `Partitioned`, no `Domain`, persistent.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface CookieOptions {
+  readonly name?: string | undefined
+  readonly domain?: string | undefined
+  readonly path?: string | undefined
+  readonly httpOnly?: boolean | undefined
+  readonly secure?: boolean | undefined
+  readonly sameSite?: "lax" | "strict" | "none" | undefined
+  readonly partitioned?: boolean | undefined
+  /** `false` makes a browser-session cookie (no `Expires`/`Max-Age`) unless `rememberMe(true)`. */
+  readonly persist?: boolean | undefined
+}
+
+interface ResolvedCookie {
+  readonly name: string
+  readonly domain: string | undefined
+  readonly path: string
+  readonly httpOnly: boolean
+  readonly secure: boolean
+  readonly sameSite: "lax" | "strict" | "none"
+  readonly partitioned: boolean
+  readonly persist: boolean
+}
+
+const DEFAULT_COOKIE: ResolvedCookie = {
+  name: "session",
+  domain: undefined,
+  path: "/",
+  httpOnly: true,
+  secure: false,
+  sameSite: "lax",
+  partitioned: false,
+  persist: true
+}
+
+const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+
+/**
+ * Applies the defaults and checks the browser rules: a valid name, path and domain,
+ * `__Host-`/`__Secure-` prefixes, `SameSite=None` and `Partitioned` only with `Secure`.
+ */
+const resolveCookie = (options: CookieOptions): Either.Either<ResolvedCookie, SessionConfigError> =>
+  Either.gen(function*() {
+    const name = yield* InternalOptions.matching(
+      "cookie.name",
+      options.name,
+      DEFAULT_COOKIE.name,
+      COOKIE_NAME,
+      "a cookie name"
+    )
+    const cookie: ResolvedCookie = {
+      name,
+      domain: options.domain,
+      path: options.path ?? DEFAULT_COOKIE.path,
+      httpOnly: options.httpOnly ?? DEFAULT_COOKIE.httpOnly,
+      secure: options.secure ?? DEFAULT_COOKIE.secure,
+      sameSite: options.sameSite ?? DEFAULT_COOKIE.sameSite,
+      partitioned: options.partitioned ?? DEFAULT_COOKIE.partitioned,
+      persist: options.persist ?? DEFAULT_COOKIE.persist
+    }
+    if (!cookie.path.startsWith("/")) {
+      return yield* InternalOptions.invalid("cookie.path", `must start with "/", got ${JSON.stringify(cookie.path)}`)
+    }
+    // The platform's own checks, once here rather than on every response that sets the cookie.
+    const checked = Cookies.makeCookie(name, "", { path: cookie.path, domain: cookie.domain })
+    if (Either.isLeft(checked)) {
+      return yield* checked.left.reason === "InvalidDomain"
+        ? InternalOptions.invalid("cookie.domain", `is not a valid domain: ${JSON.stringify(cookie.domain)}`)
+        : InternalOptions.invalid("cookie.path", `is not a valid cookie path: ${JSON.stringify(cookie.path)}`)
+    }
+    const mustBeSecure = (why: string) => InternalOptions.invalid("cookie.secure", `must be true for ${why}`)
+    if (name.startsWith("__Host-")) {
+      if (!cookie.secure) return yield* mustBeSecure("a __Host- cookie")
+      if (cookie.domain !== undefined) {
+        return yield* InternalOptions.invalid("cookie.domain", "must be unset for a __Host- cookie")
+      }
+      if (cookie.path !== "/") {
+        return yield* InternalOptions.invalid("cookie.path", "must be \"/\" for a __Host- cookie")
+      }
+    }
+    if (name.startsWith("__Secure-") && !cookie.secure) return yield* mustBeSecure("a __Secure- cookie")
+    if (cookie.sameSite === "none" && !cookie.secure) {
+      return yield* mustBeSecure("sameSite \"none\" (browsers reject it otherwise)")
+    }
+    if (cookie.partitioned && !cookie.secure) return yield* mustBeSecure("a partitioned cookie")
+    return cookie
+  })
+
 // Go's net/http writes the deletion cookie with this Expires (the Unix epoch plus one second).
 const DELETION_EXPIRES = new Date(1000)
 
-/**
- * The cookie transport, as scs does it: the first cookie of the configured name is read; a
- * new token goes out as `Set-Cookie` with the configured attributes (`Expires` rounded up to
- * the second, `Max-Age` in whole seconds) and `Cache-Control: no-cache="Set-Cookie"`; every
- * response gets `Vary: Cookie`.
- *
- * @since 0.1.0
- * @category transports
- */
-export const cookie = (options: ResolvedOptions["cookie"]): SessionTransport => {
+const cookieTransport = (options: ResolvedCookie): SessionTransport => {
   // Built field by field: an object spread costs more than the rest of setting the cookie.
   const attributes = (expires: Date | undefined, maxAge: Duration.Duration | undefined): Cookies.Cookie["options"] => ({
     path: options.path,
@@ -87,16 +195,20 @@ export const cookie = (options: ResolvedOptions["cookie"]): SessionTransport => 
   const noCache = (response: HttpServerResponse.HttpServerResponse) =>
     appendHeaderValue(response, "Cache-Control", "no-cache=\"Set-Cookie\"")
   return {
-    read: (request) => Effect.sync(() => Option.fromNullable(request.cookies[options.name])),
-    // The manager's options checked the name, path and domain, and a token is base64url, so
-    // these cookies are valid; options that skipped those checks and are invalid are a defect.
-    write: (response, token, { expiresAt, now, persistent }) =>
+    read: (request) =>
+      Effect.sync(() => {
+        const value = request.cookies[options.name]
+        return value === undefined ? Option.none() : Option.some(Redacted.make(value))
+      }),
+    // The name, path and domain were checked when the transport was made, and a token is
+    // base64url, so these cookies are valid.
+    write: (response, token, { expiresAt, now, rememberMe }) =>
       Effect.sync(() =>
         noCache(HttpServerResponse.unsafeSetCookie(
           response,
           options.name,
           Redacted.value(token),
-          persistent
+          rememberMe ?? options.persist
             ? attributes(
               new Date(Math.ceil(expiresAt / 1000) * 1000),
               Duration.seconds(Math.max(0, Math.ceil((expiresAt - now) / 1000)))
@@ -113,6 +225,52 @@ export const cookie = (options: ResolvedOptions["cookie"]): SessionTransport => 
     decorate: (response) => appendHeaderValue(response, "Vary", "Cookie")
   }
 }
+
+/**
+ * The cookie transport, as scs does it: the first cookie of the configured name is read; a
+ * new token goes out as `Set-Cookie` with the configured attributes (`Expires` rounded up to
+ * the second, `Max-Age` in whole seconds) and `Cache-Control: no-cache="Set-Cookie"`; every
+ * response gets `Vary: Cookie`. Fails with `SessionConfigError` when the settings break a
+ * browser rule.
+ *
+ * @since 0.1.0
+ * @category transports
+ */
+export const cookie = (options: CookieOptions = {}): Effect.Effect<SessionTransport, SessionConfigError> =>
+  Effect.map(resolveCookie(options), cookieTransport)
+
+/**
+ * The cookie transport with every default: what the middleware uses when no transport is
+ * provided.
+ *
+ * @since 0.2.0
+ * @category transports
+ */
+export const cookieDefault: SessionTransport = cookieTransport(DEFAULT_COOKIE)
+
+/**
+ * The cookie transport as the `SessionTransport`.
+ *
+ * ```ts
+ * SessionTransport.layerCookie({ name: "__Host-session", secure: true })
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerCookie = (options?: CookieOptions): Layer.Layer<SessionTransport, SessionConfigError> =>
+  Layer.effect(SessionTransport, cookie(options))
+
+/**
+ * Like `layerCookie`, with the settings read from `Config`.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerCookieConfig = (
+  options: Config.Config.Wrap<CookieOptions>
+): Layer.Layer<SessionTransport, SessionConfigError | ConfigError.ConfigError> =>
+  Layer.effect(SessionTransport, Effect.flatMap(Config.unwrap(options), cookie))
 
 /**
  * @since 0.1.0
@@ -157,9 +315,12 @@ export const header = (options: HeaderOptions = {}): SessionTransport => {
     read: (request) =>
       Effect.sync(() => {
         const value = Headers.get(request.headers, requestHeader)
-        if (Option.isNone(value) || scheme === undefined) return Option.map(value, (v) => v.trim())
+        if (Option.isNone(value)) return Option.none()
         const raw = value.value.trim()
-        return raw.toLowerCase().startsWith(scheme) ? Option.some(raw.slice(scheme.length).trim()) : Option.none()
+        if (scheme === undefined) return Option.some(Redacted.make(raw))
+        return raw.toLowerCase().startsWith(scheme)
+          ? Option.some(Redacted.make(raw.slice(scheme.length).trim()))
+          : Option.none()
       }),
     write: (response, token, { expiresAt }) =>
       Effect.sync(() => {
@@ -179,3 +340,12 @@ export const header = (options: HeaderOptions = {}): SessionTransport => {
       )
   }
 }
+
+/**
+ * The header transport as the `SessionTransport`.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerHeader = (options?: HeaderOptions): Layer.Layer<SessionTransport> =>
+  Layer.succeed(SessionTransport, header(options))

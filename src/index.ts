@@ -24,6 +24,13 @@ export * as SessionCodec from "./SessionCodec.js"
 export * as SessionLock from "./SessionLock.js"
 
 /**
+ * The one error for invalid configuration, shared by every module.
+ *
+ * @since 0.2.0
+ */
+export * as SessionConfigError from "./SessionConfigError.js"
+
+/**
  * The session manager: configuration, and loading and committing sessions against a store.
  *
  * @since 0.1.0
@@ -31,7 +38,7 @@ export * as SessionLock from "./SessionLock.js"
 export * as SessionManager from "./SessionManager.js"
 
 /**
- * HTTP integration for `@effect/platform`: load before the handler, commit after it.
+ * HTTP integration for `@effect/platform` (HttpApp, HttpLayerRouter, HttpApi): load before the handler, commit after it.
  *
  * @since 0.1.0
  */

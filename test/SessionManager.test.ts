@@ -11,7 +11,7 @@ import * as Redacted from "effect/Redacted"
 import * as TestClock from "effect/TestClock"
 import { createHash } from "node:crypto"
 import * as Session from "../src/Session.js"
-import * as SessionCodec from "../src/SessionCodec.js"
+import * as SessionCodecMsgPack from "../src/SessionCodec/MsgPack.js"
 import * as SessionManager from "../src/SessionManager.js"
 import { SessionStore, SessionStoreError } from "../src/SessionStore.js"
 import * as MemoryStore from "../src/SessionStore/Memory.js"
@@ -30,7 +30,7 @@ const commitToken = (session: Session.Session) =>
     const manager = yield* SessionManager.SessionManager
     const outcome = yield* manager.commit(session)
     if (outcome._tag !== "Written") throw new Error(`expected Written, got ${outcome._tag}`)
-    return { token: Redacted.value(outcome.token), expiresAt: outcome.expiresAt, persistent: outcome.persistent }
+    return { token: Redacted.value(outcome.token), expiresAt: outcome.expiresAt, rememberMe: outcome.rememberMe }
   })
 
 const newSessionWith = (key: string, value: Session.Json) =>
@@ -41,7 +41,8 @@ const newSessionWith = (key: string, value: Session.Json) =>
     return session
   })
 
-const load = (token: string | undefined) => Effect.flatMap(SessionManager.SessionManager, (m) => m.load(token))
+const load = (token: string | undefined) =>
+  Effect.flatMap(SessionManager.SessionManager, (m) => m.load(token === undefined ? undefined : Redacted.make(token)))
 
 describe("SessionManager configuration", () => {
   const invalid = (options: SessionManager.Options, reason: RegExp) =>
@@ -52,55 +53,30 @@ describe("SessionManager configuration", () => {
         expect(Either.isLeft(result) ? result.left.message : "").toMatch(reason)
       }))
 
-  invalid({ cookie: { name: "__Host-session" } }, /__Host- cookie must be secure/)
-  invalid({ cookie: { name: "__Host-session", secure: true, domain: "example.com" } }, /must not have a domain/)
-  invalid({ cookie: { name: "__Host-session", secure: true, path: "/app" } }, /must have path/)
-  invalid({ cookie: { name: "__Secure-session" } }, /__Secure- cookie must be secure/)
-  invalid({ cookie: { sameSite: "none" } }, /sameSite "none" requires/)
-  invalid({ cookie: { partitioned: true } }, /partitioned cookie must be secure/)
-  invalid({ cookie: { name: "bad name;" } }, /not a valid cookie name/)
-  invalid({ cookie: { path: "relative" } }, /must start with/)
-  invalid({ cookie: { path: "/a;b" } }, /not a valid cookie path/)
-  invalid({ cookie: { domain: "example.com; path=/x" } }, /not a valid domain/)
-  invalid({ lifetime: 0 }, /lifetime must be a positive/)
+  invalid({ lifetime: 0 }, /lifetime must be positive/)
   invalid({ lifetime: "-5 minutes" as Duration.DurationInput }, /lifetime/)
-  invalid({ lifetime: Duration.infinity }, /lifetime must be a positive, finite/)
-  invalid({ idleTimeout: -1 }, /idleTimeout must be a positive/)
+  invalid({ lifetime: Duration.infinity }, /lifetime must be finite/)
+  invalid({ idleTimeout: -1 }, /idleTimeout must not be negative/)
   invalid({ idleTimeout: "soon" as Duration.DurationInput }, /idleTimeout is not a duration/)
 
-  it("accepts a valid __Host- cookie and applies scs's defaults", () => {
-    const resolved = Either.getOrThrow(SessionManager.resolveOptions({ cookie: { name: "__Host-s", secure: true } }))
-    expect(resolved.cookie).toEqual({
-      name: "__Host-s",
-      domain: undefined,
-      path: "/",
-      httpOnly: true,
-      secure: true,
-      sameSite: "lax",
-      partitioned: false,
-      persist: true
-    })
+  it("applies scs's defaults", () => {
     const defaults = Either.getOrThrow(SessionManager.resolveOptions())
     expect(Duration.toMillis(defaults.lifetime)).toBe(24 * 3600 * 1000)
     expect(defaults.idleTimeout).toEqual(Option.none())
     expect(defaults.hashTokenInStore).toBe(false)
     expect(defaults.onDecodeError).toBe("reset")
-    expect(defaults.cookie.name).toBe("session")
   })
 
   it.effect("layerConfig reads the options from Config (environment variables)", () =>
     Effect.gen(function*() {
       const layer = SessionManager.layerConfig({
         lifetime: Config.duration("SESSION_LIFETIME"),
-        idleTimeout: Config.duration("SESSION_IDLE_TIMEOUT"),
-        cookie: { name: Config.string("SESSION_COOKIE"), secure: Config.boolean("SESSION_SECURE") }
+        idleTimeout: Config.duration("SESSION_IDLE_TIMEOUT")
       }).pipe(Layer.provide(MemoryStore.layer()))
       const provider = ConfigProvider.fromMap(
         new Map([
           ["SESSION_LIFETIME", "3 hours"],
-          ["SESSION_IDLE_TIMEOUT", "20 minutes"],
-          ["SESSION_COOKIE", "__Host-sid"],
-          ["SESSION_SECURE", "true"]
+          ["SESSION_IDLE_TIMEOUT", "20 minutes"]
         ])
       )
       const manager = yield* Effect.provide(SessionManager.SessionManager, layer).pipe(
@@ -108,19 +84,12 @@ describe("SessionManager configuration", () => {
       )
       expect(Duration.toMillis(manager.options.lifetime)).toBe(3 * 3600 * 1000)
       expect(Option.map(manager.options.idleTimeout, Duration.toMillis)).toEqual(Option.some(20 * 60 * 1000))
-      expect(manager.options.cookie.name).toBe("__Host-sid")
       // The same checks apply to configuration from the environment.
-      const insecure = ConfigProvider.fromMap(
-        new Map([["SESSION_LIFETIME", "3 hours"], ["SESSION_IDLE_TIMEOUT", "0 millis"], [
-          "SESSION_COOKIE",
-          "__Host-sid"
-        ], [
-          "SESSION_SECURE",
-          "false"
-        ]])
+      const invalid = ConfigProvider.fromMap(
+        new Map([["SESSION_LIFETIME", "0 millis"], ["SESSION_IDLE_TIMEOUT", "0 millis"]])
       )
       const failed = yield* Effect.either(
-        Effect.provide(SessionManager.SessionManager, layer).pipe(Effect.withConfigProvider(insecure))
+        Effect.provide(SessionManager.SessionManager, layer).pipe(Effect.withConfigProvider(invalid))
       )
       expect(Either.isLeft(failed) && failed.left._tag).toBe("SessionConfigError")
     }))
@@ -132,10 +101,10 @@ describe("SessionManager load and commit", () => {
     Effect.gen(function*() {
       const session = yield* newSessionWith("a", 1)
       expect(yield* session.token).toEqual(Option.none())
-      const { expiresAt, persistent, token } = yield* commitToken(session)
+      const { expiresAt, rememberMe, token } = yield* commitToken(session)
       expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/)
       expect(expiresAt).toBe(START + 24 * 3600 * 1000)
-      expect(persistent).toBe(true)
+      expect(rememberMe).toBe(undefined)
       expect(Option.map(yield* session.token, Redacted.value)).toEqual(Option.some(token))
     })
   )
@@ -184,10 +153,10 @@ describe("SessionManager load and commit", () => {
       let finds = 0
       const counting: SessionStore = { ...store, find: (key) => Effect.suspend(() => (finds++, store.find(key))) }
       const manager = yield* Effect.provideService(SessionManager.make(), SessionStore, counting)
-      yield* manager.load("not-a-token")
-      yield* manager.load("B".repeat(44))
+      yield* manager.load(Redacted.make("not-a-token"))
+      yield* manager.load(Redacted.make("B".repeat(44)))
       expect(finds).toBe(0)
-      yield* manager.load("B".repeat(43))
+      yield* manager.load(Redacted.make("B".repeat(43)))
       expect(finds).toBe(1)
     })
   )
@@ -218,7 +187,7 @@ describe("SessionManager load and commit", () => {
       const forgetful: SessionStore = { ...store, find: () => Effect.succeed(Option.some(record)) }
       const manager = yield* Effect.provideService(SessionManager.make({ lifetime: "1 hour" }), SessionStore, forgetful)
       yield* TestClock.adjust("25 hours")
-      expect(yield* (yield* manager.load(token)).keys).toEqual([])
+      expect(yield* (yield* manager.load(Redacted.make(token))).keys).toEqual([])
     }),
     { lifetime: "24 hours" }
   )
@@ -280,20 +249,22 @@ describe("SessionManager load and commit", () => {
   )
 
   test(
-    "persist: false makes browser-session cookies unless rememberMe(true)",
+    "rememberMe is the session's own choice, reported at every commit and kept across requests",
     Effect.gen(function*() {
       const plain = yield* commitToken(yield* newSessionWith("a", 1))
-      expect(plain.persistent).toBe(false)
+      expect(plain.rememberMe).toBe(undefined)
       const session = yield* newSessionWith("a", 1)
       yield* session.rememberMe(true)
       const remembered = yield* commitToken(session)
-      expect(remembered.persistent).toBe(true)
+      expect(remembered.rememberMe).toBe(true)
       // Remembered across requests.
       const again = yield* load(remembered.token)
       yield* again.put("b", 2)
-      expect((yield* commitToken(again)).persistent).toBe(true)
-    }),
-    { cookie: { persist: false } }
+      expect((yield* commitToken(again)).rememberMe).toBe(true)
+      const forgotten = yield* load(remembered.token)
+      yield* forgotten.rememberMe(false)
+      expect((yield* commitToken(forgotten)).rememberMe).toBe(false)
+    })
   )
 
   test(
@@ -354,7 +325,7 @@ describe("SessionManager load and commit", () => {
       expect(stored.startsWith("{")).toBe(false)
       expect(yield* (yield* load(token)).get("a")).toEqual(Option.some({ deep: [1, 2.5, "x", null] }))
     }),
-    { codec: SessionCodec.msgPack }
+    { codec: SessionCodecMsgPack.msgPack }
   )
 
   test(
@@ -366,7 +337,7 @@ describe("SessionManager load and commit", () => {
       yield* session.put("b", 2)
       const second = yield* commitToken(session)
       expect(second.token).toBe(first.token)
-      expect(yield* (yield* manager.load(first.token)).keys).toEqual(["a", "b"])
+      expect(yield* (yield* manager.load(Redacted.make(first.token))).keys).toEqual(["a", "b"])
     })
   )
 
@@ -398,7 +369,7 @@ describe("SessionManager with a failing store", () => {
   it.effect("load fails with the typed store error", () =>
     Effect.gen(function*() {
       const manager = yield* managerOver(failing("find"))
-      const result = yield* Effect.either(manager.load("E".repeat(43)))
+      const result = yield* Effect.either(manager.load(Redacted.make("E".repeat(43))))
       expect(Either.isLeft(result) && result.left._tag).toBe("SessionStoreError")
       expect(Either.isLeft(result) && result.left.message).toBe(
         "Session store find failed (Unavailable): connection refused"
@@ -454,12 +425,12 @@ describe("SessionManager with a failing store", () => {
 })
 
 describe("Several managers", () => {
-  it.effect("two managers with their own stores, lifetimes and cookies are independent", () =>
+  it.effect("two managers with their own stores and lifetimes are independent", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(START)
       const users = yield* Effect.provide(SessionManager.make({ lifetime: "1 hour" }), MemoryStore.layer())
       const admins = yield* Effect.provide(
-        SessionManager.make({ lifetime: "5 minutes", cookie: { name: "admin" } }),
+        SessionManager.make({ lifetime: "5 minutes" }),
         MemoryStore.layer()
       )
       const user = yield* users.load(undefined)
@@ -470,10 +441,9 @@ describe("Several managers", () => {
       const adminOutcome = yield* admins.commit(admin)
       const userToken = userOutcome._tag === "Written" ? Redacted.value(userOutcome.token) : ""
       const adminToken = adminOutcome._tag === "Written" ? Redacted.value(adminOutcome.token) : ""
-      expect(yield* (yield* admins.load(userToken)).keys).toEqual([])
+      expect(yield* (yield* admins.load(Redacted.make(userToken))).keys).toEqual([])
       yield* TestClock.adjust("10 minutes")
-      expect(yield* (yield* users.load(userToken)).getString("who")).toBe("user")
-      expect(yield* (yield* admins.load(adminToken)).keys).toEqual([])
-      expect(admins.options.cookie.name).toBe("admin")
+      expect(yield* (yield* users.load(Redacted.make(userToken))).getString("who")).toBe("user")
+      expect(yield* (yield* admins.load(Redacted.make(adminToken))).keys).toEqual([])
     }))
 })

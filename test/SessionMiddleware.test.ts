@@ -86,8 +86,16 @@ const router = HttpRouter.empty.pipe(
 
 const app = SessionMiddleware.loadAndSave(router)
 
-const managerWith = (options: SessionManager.Options = {}, store: Layer.Layer<SessionStore> = MemoryStore.layer()) =>
-  SessionManager.layer(options).pipe(Layer.provideMerge(store))
+const managerWith = (
+  options: SessionManager.Options = {},
+  store: Layer.Layer<SessionStore, unknown> = MemoryStore.layer()
+) => SessionManager.layer(options).pipe(Layer.provideMerge(store))
+
+interface Settings {
+  readonly manager?: SessionManager.Options
+  /** Cookie settings, provided as the `SessionTransport` the middleware finds in context. */
+  readonly cookie?: SessionTransport.CookieOptions
+}
 
 /** Runs a test with the clock at START and a server for `app` over a fresh memory store. */
 const http = <A, E>(
@@ -95,12 +103,18 @@ const http = <A, E>(
   body: (
     served: Effect.Effect.Success<ReturnType<typeof serve>>
   ) => Effect.Effect<A, E, SessionManager.SessionManager | SessionStore | Scope.Scope>,
-  options: SessionManager.Options = {}
+  settings: Settings = {}
 ) =>
   it.scoped(name, () =>
     // The clock is set before the store (and its sweep schedule) exists.
     TestClock.setTime(START).pipe(
-      Effect.zipRight(Effect.provide(Effect.flatMap(serve(app), body), managerWith(options)))
+      Effect.zipRight(Effect.provide(
+        Effect.flatMap(serve(app), body),
+        Layer.merge(
+          managerWith(settings.manager),
+          settings.cookie === undefined ? Layer.empty : SessionTransport.layerCookie(settings.cookie)
+        )
+      ))
     ))
 
 describe("loadAndSave over real HTTP: the scs README session", () => {
@@ -271,7 +285,7 @@ describe("cookie settings", () => {
         expect(late.setCookies[0]).toContain("Max-Age=1200")
         expect(cookieFrom(late)).toBe(cookieFrom(put))
       }),
-    { idleTimeout: "20 minutes" }
+    { manager: { idleTimeout: "20 minutes" } }
   )
 })
 
@@ -294,11 +308,11 @@ describe("failures", () => {
     name: string,
     operation: "find" | "commit",
     body: (served: Effect.Effect.Success<ReturnType<typeof serve>>, handlerRuns: () => number) => Effect.Effect<void>,
-    options: SessionManager.Options = {}
+    onError?: SessionMiddleware.ErrorHandler
   ) =>
     it.scoped(name, () => {
       let runs = 0
-      const counted = SessionMiddleware.loadAndSave(HttpRouter.empty.pipe(
+      const counted = SessionMiddleware.make({ onError })(HttpRouter.empty.pipe(
         HttpRouter.get(
           "/put",
           Effect.gen(function*() {
@@ -309,7 +323,7 @@ describe("failures", () => {
         )
       ))
       return Effect.flatMap(serve(counted), (served) => body(served, () => runs)).pipe(
-        Effect.provide(managerWith(options, failingStore(operation)))
+        Effect.provide(managerWith({}, failingStore(operation)))
       )
     })
 
@@ -339,14 +353,12 @@ describe("failures", () => {
         expect(reply.setCookies).toEqual([])
         expect(reply.headers.get("vary")).toBe("Cookie")
       }),
-    {
-      errorHandler: (error) =>
-        Effect.succeed(
-          HttpServerResponse.text(`try again (${error._tag === "SessionStoreError" ? error.reason : "codec"})`, {
-            status: 503
-          })
-        )
-    }
+    (error) =>
+      Effect.succeed(
+        HttpServerResponse.text(`try again (${error._tag === "SessionStoreError" ? error.reason : "codec"})`, {
+          status: 503
+        })
+      )
   )
 
   it.scoped("a stored session that no longer decodes: a fresh session, not a 500", () =>
@@ -415,6 +427,7 @@ describe("transports", () => {
 describe("several managers in one request", () => {
   class AdminManager extends Context.Tag("test/AdminManager")<AdminManager, SessionManager.SessionManager>() {}
   class AdminSession extends Context.Tag("test/AdminSession")<AdminSession, SessionType.Session>() {}
+  class AdminCookie extends Context.Tag("test/AdminCookie")<AdminCookie, SessionTransport.SessionTransport>() {}
 
   const both = HttpRouter.empty.pipe(
     HttpRouter.get(
@@ -435,12 +448,17 @@ describe("several managers in one request", () => {
         return HttpServerResponse.text(`${yield* user.getString("role")}/${yield* admin.getString("role")}`)
       })
     )
-  ).pipe(SessionMiddleware.make({ manager: AdminManager, session: AdminSession }), SessionMiddleware.loadAndSave)
+  ).pipe(
+    SessionMiddleware.make({ manager: AdminManager, session: AdminSession, transport: AdminCookie }),
+    SessionMiddleware.loadAndSave
+  )
 
-  const AdminLive = Layer.effect(
-    AdminManager,
-    SessionManager.make({ lifetime: "10 minutes", cookie: { name: "admin", path: "/" } })
-  ).pipe(Layer.provide(MemoryStore.layer()))
+  const AdminLive = Layer.mergeAll(
+    Layer.effect(AdminManager, SessionManager.make({ lifetime: "10 minutes" })).pipe(
+      Layer.provide(MemoryStore.layer())
+    ),
+    Layer.effect(AdminCookie, SessionTransport.cookie({ name: "admin", path: "/" }))
+  )
 
   it.scoped("each manager has its own cookie, lifetime and store", () =>
     Effect.gen(function*() {

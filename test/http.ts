@@ -5,6 +5,7 @@
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpServer from "@effect/platform/HttpServer"
+import type { ServeError } from "@effect/platform/HttpServerError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
@@ -25,19 +26,34 @@ export interface Reply {
 export const serve = <E, R>(
   app: HttpApp.Default<E, R>
 ): Effect.Effect<Served, never, Scope.Scope | Exclude<R, HttpServer.HttpServer | Scope.Scope>> =>
+  Effect.orDie(serveLayer(
+    HttpServer.serve(app) as Layer.Layer<
+      never,
+      never,
+      HttpServer.HttpServer | Exclude<R, HttpServer.HttpServer | Scope.Scope>
+    >
+  ))
+
+/** Serves a layer that serves on the `HttpServer` (such as `HttpLayerRouter.serve(...)`). */
+export const serveLayer = <E, R>(
+  app: Layer.Layer<never, E, R>
+): Effect.Effect<
+  Served,
+  E | ServeError,
+  Scope.Scope | Exclude<R, Layer.Layer.Success<ReturnType<typeof NodeHttpServer.layer>>>
+> =>
   Effect.gen(function*() {
     const context = yield* Layer.build(
-      HttpServer.serve(app).pipe(
-        Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" }))
-      ) as Layer.Layer<HttpServer.HttpServer, never, Exclude<R, HttpServer.HttpServer | Scope.Scope>>
+      app.pipe(Layer.provideMerge(NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })))
     )
     const server = yield* Effect.provide(HttpServer.HttpServer, context)
     const address = server.address as HttpServer.TcpAddress
     const url = `http://127.0.0.1:${address.port}`
-    return {
+    const served: Served = {
       url,
       fetch: (path, init) => Effect.promise(() => fetch(url + path, init))
     }
+    return served
   })
 
 /** One request, read whole. */

@@ -1,0 +1,68 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as Either from "effect/Either"
+import * as FastCheck from "effect/FastCheck"
+import * as Schema from "effect/Schema"
+import * as SessionCodec from "../src/SessionCodec.js"
+import * as SessionCodecMsgPack from "../src/SessionCodec/MsgPack.js"
+
+// Keys a JSON object can hold, the awkward ones included: prototype names, empty, unicode, digits.
+const key = FastCheck.oneof(
+  FastCheck.string(),
+  FastCheck.constantFrom("__proto__", "constructor", "toString", "hasOwnProperty", "", "0", "1e3", "é", "😀")
+)
+const record = FastCheck.record({
+  deadline: FastCheck.double({ noNaN: true, noDefaultInfinity: true }),
+  committedAt: FastCheck.integer(),
+  rememberMe: FastCheck.option(FastCheck.boolean(), { nil: undefined }),
+  values: FastCheck.dictionary(key, FastCheck.jsonValue(), { maxKeys: 8 })
+}).map(({ rememberMe, ...rest }) => rememberMe === undefined ? rest : { ...rest, rememberMe })
+
+const viaSchema = SessionCodec.make(SessionCodec.json.schema)
+
+describe("SessionCodec.json: its fast path gives what its Schema gives", () => {
+  it.prop("the same text when encoding", [record], ([session]) => {
+    expect(SessionCodec.json.encode(session)).toEqual(viaSchema.encode(session))
+  }, { fastCheck: { numRuns: 2000 } })
+
+  it.prop("the same record when decoding what either encoded", [record], ([session]) => {
+    const text = Either.getOrThrow(viaSchema.encode(session))
+    const fast = SessionCodec.json.decode(text)
+    const slow = viaSchema.decode(text)
+    expect(Either.isRight(fast)).toBe(Either.isRight(slow))
+    if (Either.isRight(fast) && Either.isRight(slow)) {
+      expect(fast.right).toEqual(slow.right)
+      expect(Object.keys(fast.right.values)).toEqual(Object.keys(slow.right.values))
+    }
+  }, { fastCheck: { numRuns: 2000 } })
+
+  it.prop("the same outcome for any stored text, well-formed or not", [
+    FastCheck.oneof(FastCheck.string(), FastCheck.json(), record.map((r) => JSON.stringify(r)))
+  ], ([text]) => {
+    const fast = SessionCodec.json.decode(text)
+    const slow = viaSchema.decode(text)
+    expect(Either.isRight(fast)).toBe(Either.isRight(slow))
+    // Compared as text: for a stored `__proto__` key both paths run the Schema, whose record then
+    // has a prototype of its own that `toEqual` tells apart between two runs.
+    if (Either.isRight(fast) && Either.isRight(slow)) {
+      expect(JSON.stringify(fast.right)).toBe(JSON.stringify(slow.right))
+    }
+    // A failure carries the Schema's own error either way.
+    if (Either.isLeft(fast) && Either.isLeft(slow)) expect(fast.left.message).toBe(slow.left.message)
+  }, { fastCheck: { numRuns: 2000 } })
+
+  it("a value JSON cannot hold fails with the Schema's error, on both paths", () => {
+    const session = { deadline: 1, committedAt: 1, values: { n: 1n } } as unknown as SessionCodec.SessionRecord
+    const fast = SessionCodec.json.encode(session)
+    expect(Either.isLeft(fast)).toBe(true)
+    expect(fast).toEqual(viaSchema.encode(session))
+  })
+
+  it("make wraps any schema from the record to text", () => {
+    const codec = SessionCodec.make(Schema.parseJson(SessionCodec.SessionRecord))
+    const session = { deadline: 2, committedAt: 1, values: { a: [1, "x"] } }
+    expect(Either.flatMap(codec.encode(session), codec.decode)).toEqual(Either.right(session))
+    expect(Either.flatMap(SessionCodecMsgPack.msgPack.encode(session), SessionCodecMsgPack.msgPack.decode)).toEqual(
+      Either.right(session)
+    )
+  })
+})
