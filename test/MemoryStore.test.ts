@@ -1,19 +1,20 @@
 import { describe, expect, it } from "@effect/vitest"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
+import * as SessionManager from "../src/SessionManager.js"
 import { SessionStore } from "../src/SessionStore.js"
 import * as MemoryStore from "../src/SessionStore/Memory.js"
-import { eventually, START, storeConformance } from "./conformance.js"
-
-const memory = Effect.map(SessionStore, (store) => store as MemoryStore.MemoryStore)
+import { START, storeConformance } from "../src/testing/StoreConformance.js"
 
 storeConformance({
   name: "memory",
   layer: MemoryStore.layer({ cleanupInterval: "1 minute" }),
   enumerable: true,
-  sweep: { interval: "1 minute", physicalCount: () => Effect.flatMap(memory, (store) => store.size) }
+  // Each case has a store of its own, so every entry it holds is the case's.
+  sweep: { interval: "1 minute", physicalCount: () => Effect.flatMap(MemoryStore.MemoryStore, (store) => store.size) }
 })
 
 describe("MemoryStore", () => {
@@ -68,17 +69,31 @@ describe("MemoryStore", () => {
   it.scoped("stored values are encoded: changing an object after put does not change what was committed", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(START)
-      const store = yield* MemoryStore.make()
-      yield* store.commit("k", "{\"a\":1}", START + 1000, "create")
-      const found = yield* store.find("k")
-      expect(found).toEqual(Option.some("{\"a\":1}"))
-      expect(typeof Option.getOrThrow(found)).toBe("string")
+      const store = yield* MemoryStore.make({ cleanupInterval: 0 })
+      const manager = yield* Effect.provideService(SessionManager.make(), SessionStore, store)
+      const profile = { name: "ada", roles: ["admin"] }
+      const session = yield* manager.load(undefined)
+      yield* session.put("profile", profile)
+      const outcome = yield* manager.commit(session)
+      if (outcome._tag !== "Written") return yield* Effect.dieMessage(`expected Written, got ${outcome._tag}`)
+      // The handler keeps its object and changes it after the request committed.
+      profile.name = "mallory"
+      profile.roles.push("root")
+      const again = yield* manager.load(outcome.token)
+      expect(yield* again.get("profile")).toEqual(Option.some({ name: "ada", roles: ["admin"] }))
     }))
 
-  it.effect("the layer is a SessionStore that needs nothing", () =>
+  it.scoped("the layer is a SessionStore that needs nothing, and provides the MemoryStore tag too", () =>
     Effect.gen(function*() {
-      const store = yield* Effect.provide(SessionStore, Layer.fresh(MemoryStore.layer()))
-      expect(store.all).toBeDefined()
-      yield* eventually(Effect.succeed(true))
+      yield* TestClock.setTime(START)
+      // `never` requirements: this line does not compile if the layer comes to need a service.
+      const layer: Layer.Layer<SessionStore | MemoryStore.MemoryStore, unknown, never> = MemoryStore.layer()
+      const context = yield* Layer.build(layer)
+      const store = Context.get(context, SessionStore)
+      const memory = Context.get(context, MemoryStore.MemoryStore)
+      expect(memory).toBe(store)
+      expect(yield* store.commit("k", "v", START + 60_000, "create")).toBe("written")
+      expect(yield* store.find("k")).toEqual(Option.some("v"))
+      expect(yield* memory.size).toBe(1)
     }))
 })

@@ -10,10 +10,8 @@ import * as TestClock from "effect/TestClock"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import * as SessionManager from "../src/SessionManager.js"
-import { SessionStore, SessionStoreError } from "../src/SessionStore.js"
 import * as PersistenceSessionStore from "../src/SessionStore/Persistence.js"
-import { durability, START, storeConformance } from "./conformance.js"
+import { START, storeConformance } from "../src/testing/StoreConformance.js"
 
 /** A fresh directory under the OS temp dir, removed when the scope closes. */
 const tempDir = Effect.acquireRelease(
@@ -29,12 +27,14 @@ storeConformance({
   enumerable: false
 })
 
+/** The adapter over an LMDB backing in `dir`. */
+const onLmdb = (dir: string) => PersistenceSessionStore.layer().pipe(Layer.provide(lmdbBacking(dir)))
+
 storeConformance({
   name: "Persistence adapter (LMDB backing)",
-  layer: Layer.unwrapScoped(
-    Effect.map(tempDir, (dir) => PersistenceSessionStore.layer().pipe(Layer.provide(lmdbBacking(dir))))
-  ),
-  enumerable: false
+  layer: Layer.unwrapScoped(Effect.map(tempDir, onLmdb)),
+  enumerable: false,
+  durable: { storage: Effect.map(tempDir, onLmdb) }
 })
 
 /** The adapter's layer, built in the scope over `backing`. */
@@ -42,7 +42,7 @@ const withBacking = (backing: Layer.Layer<Persistence.BackingPersistence>) =>
   Effect.map(
     Layer.build(PersistenceSessionStore.layer().pipe(Layer.provideMerge(backing))),
     (context) => ({
-      store: Context.get(context, SessionStore),
+      store: Context.get(context, PersistenceSessionStore.PersistenceAdapter),
       backing: Context.get(context, Persistence.BackingPersistence)
     })
   )
@@ -71,8 +71,10 @@ describe("Persistence adapter", () => {
     Effect.gen(function*() {
       yield* TestClock.setTime(START)
       const { raw, store } = yield* withMemoryBacking
-      // Written behind the adapter's back with a longer TTL than the expiry it carries.
-      yield* raw.set("k", [START + 1000, "v"], Option.some(Duration.hours(1)))
+      // The adapter's own entry, written again behind its back with a longer TTL than the expiry it carries.
+      yield* store.commit("k", "v", START + 1000, "create")
+      const entry = Option.getOrThrow(yield* raw.get("k"))
+      yield* raw.set("k", entry, Option.some(Duration.hours(1)))
       expect(yield* store.find("k")).toEqual(Option.some("v"))
       yield* TestClock.adjust("1 second")
       expect(yield* store.find("k")).toEqual(Option.none())
@@ -80,45 +82,5 @@ describe("Persistence adapter", () => {
       // Anything that is not an entry of this adapter counts as absent.
       yield* raw.set("foreign", { some: "thing" }, Option.none())
       expect(yield* store.find("foreign")).toEqual(Option.none())
-    }))
-
-  it.scoped("durability (LMDB backing): sessions are found after closing and reopening; expired ones are gone", () =>
-    Effect.gen(function*() {
-      yield* TestClock.setTime(START)
-      const dir = yield* tempDir
-      const token = yield* Effect.scoped(
-        Effect.flatMap(withBacking(lmdbBacking(dir)), ({ store }) => durability.seed(store))
-      )
-      yield* TestClock.adjust("2 seconds")
-      yield* Effect.scoped(
-        Effect.flatMap(withBacking(lmdbBacking(dir)), ({ store }) => durability.verify(store, token))
-      )
-    }))
-
-  it.scoped("concurrent updates racing a delete never re-create the entry (within one process)", () =>
-    Effect.gen(function*() {
-      yield* TestClock.setTime(START)
-      const dir = yield* tempDir
-      const { store } = yield* withBacking(lmdbBacking(dir))
-      for (let round = 0; round < 10; round++) {
-        const key = `race-${round}`
-        yield* store.commit(key, "seed", START + 60_000, "create")
-        yield* Effect.all([
-          ...Array.from({ length: 5 }, (_, i) => store.commit(key, `late-${i}`, START + 60_000, "update")),
-          store.delete(key)
-        ], { concurrency: "unbounded" })
-        expect(yield* store.find(key)).toEqual(Option.none())
-      }
-    }))
-
-  it.scoped("iterate fails with the typed Unsupported error, and all is undefined in the type", () =>
-    Effect.gen(function*() {
-      const store = yield* PersistenceSessionStore.make().pipe(Effect.provide(Persistence.layerMemory))
-      const all: undefined = store.all
-      expect(all).toBeUndefined()
-      const manager = yield* Effect.provideService(SessionManager.make(), SessionStore, store)
-      const error = yield* Effect.flip(manager.iterate(() => Effect.void))
-      expect(error).toBeInstanceOf(SessionStoreError)
-      expect(error).toMatchObject({ reason: "Unsupported", operation: "all" })
     }))
 })

@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
@@ -9,7 +10,8 @@ import { Cluster } from "ioredis"
 import { randomUUID } from "node:crypto"
 import * as RedisLock from "../src/SessionLock/Redis.js"
 import * as RedisStore from "../src/SessionStore/Redis.js"
-import { requireBackend, storeConformance } from "./conformance.js"
+import { storeConformance } from "../src/testing/StoreConformance.js"
+import { requireBackend } from "./conformance.js"
 import { isReachable } from "./services.js"
 
 // Started by scripts/services/redis-cluster.sh: three masters, no replicas.
@@ -63,7 +65,7 @@ describeOrSkip("RedisStore on a cluster", () => {
           return count
         }))
       for (const count of perNode) expect(count).toBeGreaterThan(0)
-      const seen = new Set((yield* Stream.runCollect(store.all!)).pipe((chunk) => [...chunk].map((entry) => entry.key)))
+      const seen = new Set(Chunk.toReadonlyArray(yield* Stream.runCollect(store.all)).map((entry) => entry.key))
       for (const key of keys) expect(seen.has(key)).toBe(true)
       expect(yield* store.find(keys[0]!)).toEqual(Option.some(keys[0]))
     }))

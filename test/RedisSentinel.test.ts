@@ -13,7 +13,8 @@ import { randomUUID } from "node:crypto"
 import * as SessionManager from "../src/SessionManager.js"
 import { SessionStore } from "../src/SessionStore.js"
 import * as RedisStore from "../src/SessionStore/Redis.js"
-import { requireBackend, storeConformance } from "./conformance.js"
+import { storeConformance } from "../src/testing/StoreConformance.js"
+import { requireBackend } from "./conformance.js"
 import { isReachable, redis, sentinel } from "./services.js"
 
 const available = await isReachable(sentinel.host, sentinel.port)
@@ -48,12 +49,13 @@ describe.skipIf(skip !== undefined)("RedisStore through Sentinel", () => {
       const session = yield* manager.load(undefined)
       yield* session.put("via", "sentinel")
       const outcome = yield* manager.commit(session)
-      const token = outcome._tag === "Written" ? Redacted.value(outcome.token) : ""
+      if (outcome._tag !== "Written") return yield* Effect.dieMessage(`expected Written, got ${outcome._tag}`)
+      const token = Redacted.value(outcome.token)
       const direct = new Redis({ host: redis.host, port: redis.port })
       yield* Effect.addFinalizer(() => Effect.promise(() => direct.quit()))
       const raw = yield* Effect.promise(() => direct.get(`${prefix}${token}`))
       expect(raw).toContain("\"via\":\"sentinel\"")
-      expect(yield* (yield* manager.load(token)).getString("via")).toBe("sentinel")
+      expect(yield* (yield* manager.load(outcome.token)).getString("via")).toBe("sentinel")
       expect(Option.isSome(yield* store.find(token))).toBe(true)
     }))
 })

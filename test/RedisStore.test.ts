@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, it } from "@effect/vitest"
+import { afterAll, describe, expect, layer } from "@effect/vitest"
 import * as Config from "effect/Config"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Context from "effect/Context"
@@ -6,12 +6,13 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import { Redis } from "ioredis"
 import { randomUUID } from "node:crypto"
-import { SessionStore } from "../src/SessionStore.js"
 import * as RedisStore from "../src/SessionStore/Redis.js"
-import { requireBackend, storeConformance } from "./conformance.js"
+import { storeConformance } from "../src/testing/StoreConformance.js"
+import { requireBackend } from "./conformance.js"
 import { isReachable, redis, service } from "./services.js"
 
 const available = await isReachable(redis.host, redis.port)
@@ -38,10 +39,11 @@ storeConformance({
   skip
 })
 
-const describeOrSkip = skip === undefined ? describe : describe.skip
-
-describeOrSkip("RedisStore", () => {
-  const raw = Effect.acquireRelease(
+/** A plain client on the same Redis, for reading and writing past the store; one for the whole file. */
+class Admin extends Context.Tag("test/RedisStore/Admin")<Admin, Redis>() {}
+const AdminLive = Layer.scoped(
+  Admin,
+  Effect.acquireRelease(
     Effect.promise(async () => {
       const admin = new Redis({ ...client, lazyConnect: true })
       await admin.connect()
@@ -49,143 +51,148 @@ describeOrSkip("RedisStore", () => {
     }),
     (admin) => Effect.promise(() => admin.quit())
   )
+)
 
-  it.scopedLive("a session is one key with the expiry as its TTL, under the prefix", () =>
-    Effect.gen(function*() {
-      const store = yield* RedisStore.make({ client, prefix })
-      const admin = yield* raw
-      // Live clock here: the TTL Redis holds is relative to now.
-      const expiresAt = Date.now() + 60_000
-      yield* store.commit("ttl-key", "payload", expiresAt, "create")
-      const pttl = yield* Effect.promise(() => admin.pttl(`${prefix}ttl-key`))
-      expect(pttl).toBeGreaterThan(50_000)
-      expect(pttl).toBeLessThanOrEqual(60_000)
-      expect(yield* Effect.promise(() => admin.get(`${prefix}ttl-key`))).toBe(`${expiresAt}:payload`)
-      // A commit whose expiry has passed removes the key rather than storing a dead entry.
-      yield* store.commit("ttl-key", "payload", Date.now() - 1, "create")
-      expect(yield* Effect.promise(() => admin.exists(`${prefix}ttl-key`))).toBe(0)
-    }))
-
-  it.scopedLive("a value that is not one of ours is not a session", () =>
-    Effect.gen(function*() {
-      const store = yield* RedisStore.make({ client, prefix })
-      const admin = yield* raw
-      yield* Effect.promise(() => admin.set(`${prefix}foreign`, "not-an-entry", "PX", 60_000))
-      expect(yield* store.find("foreign")).toEqual(Option.none())
-      expect(yield* store.commit("foreign", "x", Date.now() + 60_000, "update")).toBe("gone")
-    }))
-
-  it.scopedLive("glob characters in the prefix are matched literally by SCAN", () =>
-    Effect.gen(function*() {
-      const star = `${prefix}*[x]?:`
-      const store = yield* RedisStore.make({ client, prefix: star })
-      const other = yield* RedisStore.make({ client, prefix: `${prefix}zz:` })
-      yield* store.commit("a", "A", Date.now() + 60_000, "create")
-      yield* other.commit("b", "B", Date.now() + 60_000, "create")
-      const keys = yield* Stream.runCollect(Stream.map(store.all!, (entry) => entry.key))
-      expect([...keys]).toEqual(["a"])
-    }))
-
-  it.scopedLive("building the store fails with SessionStoreError when Redis cannot be reached", () =>
-    Effect.gen(function*() {
-      const result = yield* Effect.either(
-        RedisStore.make({ client: { host: "127.0.0.1", port: 1, retryStrategy: () => null }, openTimeout: "2 seconds" })
-      )
-      expect(Either.isLeft(result)).toBe(true)
-      if (Either.isLeft(result)) {
-        expect(result.left._tag).toBe("SessionStoreError")
-        expect(result.left.operation).toBe("open")
-        expect(result.left.reason).toBe("Unavailable")
-      }
-    }))
-
-  it.scopedLive(
-    "an outage fails calls with SessionStoreError, and the same store works again when Redis is back",
-    () =>
+// Live services: the TTLs Redis holds are relative to the real time.
+describe.skipIf(skip !== undefined)("RedisStore", () => {
+  layer(AdminLive, { excludeTestServices: true })((it) => {
+    it.scoped("a session is one key with the expiry as its TTL, under the prefix", () =>
       Effect.gen(function*() {
         const store = yield* RedisStore.make({ client, prefix })
-        const expiresAt = Date.now() + 600_000
-        yield* store.commit("outage", "before", expiresAt, "create")
-        yield* Effect.acquireRelease(
-          Effect.sync(() => service("redis", "stop")),
-          // Leave Redis running whatever happens in between.
-          () => Effect.sync(() => service("redis", "start"))
+        const admin = yield* Admin
+        // Live clock here: the TTL Redis holds is relative to now.
+        const expiresAt = Date.now() + 60_000
+        yield* store.commit("ttl-key", "payload", expiresAt, "create")
+        const pttl = yield* Effect.promise(() => admin.pttl(`${prefix}ttl-key`))
+        expect(pttl).toBeGreaterThan(50_000)
+        expect(pttl).toBeLessThanOrEqual(60_000)
+        // The value starts with the expiry: the update script reads it from there.
+        expect(yield* Effect.promise(() => admin.get(`${prefix}ttl-key`))).toMatch(
+          new RegExp(`^${expiresAt}:.*payload$`)
         )
-        const failed = yield* Effect.either(store.find("outage"))
-        expect(Either.isLeft(failed)).toBe(true)
-        if (Either.isLeft(failed)) {
-          expect(failed.left._tag).toBe("SessionStoreError")
-          expect(failed.left.operation).toBe("find")
-          expect(["Unavailable", "Timeout"]).toContain(failed.left.reason)
-        }
-        const commitFailed = yield* Effect.either(store.commit("outage", "during", expiresAt, "create"))
-        expect(Either.isLeft(commitFailed) && commitFailed.left.reason).toBe("Unavailable")
-        service("redis", "start")
-        // The client reconnects by itself; no new layer. (Redis runs without persistence here.)
-        let recovered = false
-        for (let attempt = 0; attempt < 200 && !recovered; attempt++) {
-          const result = yield* Effect.either(store.commit("outage", "after", expiresAt, "create"))
-          recovered = Either.isRight(result)
-          if (!recovered) yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 50)))
-        }
-        expect(recovered).toBe(true)
-        expect(yield* store.find("outage")).toEqual(Option.some("after"))
-      }),
-    60_000
-  )
+        // A commit whose expiry has passed removes the key rather than storing a dead entry.
+        yield* store.commit("ttl-key", "payload", Date.now() - 1, "create")
+        expect(yield* Effect.promise(() => admin.exists(`${prefix}ttl-key`))).toBe(0)
+      }))
 
-  it.scopedLive("a client you own (makeWithClient) is shared, not closed with the store", () =>
-    Effect.gen(function*() {
-      const shared = new Redis({ ...client, ...RedisStore.failFastOptions, lazyConnect: true })
-      yield* Effect.addFinalizer(() => Effect.promise(() => shared.quit()))
-      yield* Effect.scoped(
+    it.scoped("a value that is not one of ours is not a session", () =>
+      Effect.gen(function*() {
+        const store = yield* RedisStore.make({ client, prefix })
+        const admin = yield* Admin
+        yield* Effect.promise(() => admin.set(`${prefix}foreign`, "not-an-entry", "PX", 60_000))
+        expect(yield* store.find("foreign")).toEqual(Option.none())
+        expect(yield* store.commit("foreign", "x", Date.now() + 60_000, "update")).toBe("gone")
+      }))
+
+    it.scoped("glob characters in the prefix are matched literally by SCAN", () =>
+      Effect.gen(function*() {
+        const star = `${prefix}*[x]?:`
+        const store = yield* RedisStore.make({ client, prefix: star })
+        const other = yield* RedisStore.make({ client, prefix: `${prefix}zz:` })
+        yield* store.commit("a", "A", Date.now() + 60_000, "create")
+        yield* other.commit("b", "B", Date.now() + 60_000, "create")
+        const keys = yield* Stream.runCollect(Stream.map(store.all, (entry) => entry.key))
+        expect([...keys]).toEqual(["a"])
+      }))
+
+    it.scoped("building the store fails with SessionStoreError when Redis cannot be reached", () =>
+      Effect.gen(function*() {
+        const error = yield* Effect.flip(
+          RedisStore.make({
+            client: { host: "127.0.0.1", port: 1, retryStrategy: () => null },
+            openTimeout: "2 seconds"
+          })
+        )
+        expect(error).toMatchObject({ _tag: "SessionStoreError", operation: "open", reason: "Unavailable" })
+      }))
+
+    it.scoped(
+      "an outage fails calls with SessionStoreError, and the same store works again when Redis is back",
+      () =>
         Effect.gen(function*() {
-          const store = yield* RedisStore.makeWithClient(shared, { prefix })
-          yield* store.commit("shared", "x", Date.now() + 60_000, "create")
+          const store = yield* RedisStore.make({ client, prefix })
+          const expiresAt = Date.now() + 600_000
+          yield* store.commit("outage", "before", expiresAt, "create")
+          yield* Effect.acquireRelease(
+            Effect.sync(() => service("redis", "stop")),
+            // Leave Redis running whatever happens in between.
+            () => Effect.sync(() => service("redis", "start"))
+          )
+          const failed = yield* Effect.either(store.find("outage"))
+          expect(Either.isLeft(failed)).toBe(true)
+          if (Either.isLeft(failed)) {
+            expect(failed.left._tag).toBe("SessionStoreError")
+            expect(failed.left.operation).toBe("find")
+            expect(["Unavailable", "Timeout"]).toContain(failed.left.reason)
+          }
+          const commitFailed = yield* Effect.either(store.commit("outage", "during", expiresAt, "create"))
+          expect(Either.isLeft(commitFailed) && commitFailed.left.reason).toBe("Unavailable")
+          service("redis", "start")
+          // The client reconnects by itself; no new layer. (Redis runs without persistence here.)
+          yield* store.commit("outage", "after", expiresAt, "create").pipe(
+            Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.intersect(Schedule.recurs(200))))
+          )
+          expect(yield* store.find("outage")).toEqual(Option.some("after"))
+        }),
+      60_000
+    )
+
+    it.scoped("a client you own (makeWithClient) is shared, not closed with the store", () =>
+      Effect.gen(function*() {
+        const shared = new Redis({ ...client, ...RedisStore.failFastOptions, lazyConnect: true })
+        yield* Effect.addFinalizer(() => Effect.promise(() => shared.quit()))
+        yield* Effect.scoped(
+          Effect.gen(function*() {
+            const store = yield* RedisStore.makeWithClient(shared, { prefix })
+            yield* store.commit("shared", "x", Date.now() + 60_000, "create")
+          })
+        )
+        expect(shared.status).toBe("ready")
+        const again = yield* RedisStore.makeWithClient(shared, { prefix })
+        expect(yield* again.find("shared")).toEqual(Option.some("x"))
+      }))
+
+    it.scoped("ioredis's own keyPrefix and the store's prefix together: find, commit and enumeration agree", () =>
+      Effect.gen(function*() {
+        const store = yield* RedisStore.make({
+          client: { ...client, keyPrefix: `${prefix}ioredis:` },
+          prefix: "store:"
         })
-      )
-      expect(shared.status).toBe("ready")
-      const again = yield* RedisStore.makeWithClient(shared, { prefix })
-      expect(yield* again.find("shared")).toEqual(Option.some("x"))
-    }))
+        yield* store.commit("k1", "v1", Date.now() + 60_000, "create")
+        expect(yield* store.commit("k1", "v2", Date.now() + 60_000, "update")).toBe("written")
+        const admin = yield* Admin
+        expect(yield* Effect.promise(() => admin.exists(`${prefix}ioredis:store:k1`))).toBe(1)
+        const all = yield* Stream.runCollect(store.all)
+        expect([...all].map((entry) => [entry.key, entry.data])).toEqual([["k1", "v2"]])
+      }))
 
-  it.scopedLive("ioredis's own keyPrefix and the store's prefix together: find, commit and enumeration agree", () =>
-    Effect.gen(function*() {
-      const store = yield* RedisStore.make({ client: { ...client, keyPrefix: `${prefix}ioredis:` }, prefix: "store:" })
-      yield* store.commit("k1", "v1", Date.now() + 60_000, "create")
-      expect(yield* store.commit("k1", "v2", Date.now() + 60_000, "update")).toBe("written")
-      const admin = yield* raw
-      expect(yield* Effect.promise(() => admin.exists(`${prefix}ioredis:store:k1`))).toBe(1)
-      const all = yield* Stream.runCollect(store.all!)
-      expect([...all].map((entry) => [entry.key, entry.data])).toEqual([["k1", "v2"]])
-    }))
+    it.scoped("layerConfig reads the connection and prefix from Config", () =>
+      Effect.gen(function*() {
+        const layer = RedisStore.layerConfig({
+          url: Config.redacted("REDIS_URL"),
+          prefix: Config.string("SESSION_PREFIX")
+        })
+        const provider = ConfigProvider.fromMap(
+          new Map([["REDIS_URL", `redis://${redis.host}:${redis.port}/0`], ["SESSION_PREFIX", `${prefix}config:`]])
+        )
+        const context = yield* Layer.build(layer).pipe(Effect.withConfigProvider(provider))
+        const store = Context.get(context, RedisStore.RedisStore)
+        yield* store.commit("configured", "yes", Date.now() + 60_000, "create")
+        const admin = yield* Admin
+        expect(yield* Effect.promise(() => admin.get(`${prefix}config:configured`))).toMatch(/:yes$/)
+      }))
 
-  it.scopedLive("layerConfig reads the connection and prefix from Config", () =>
-    Effect.gen(function*() {
-      const layer = RedisStore.layerConfig({
-        url: Config.redacted("REDIS_URL"),
-        prefix: Config.string("SESSION_PREFIX")
+    it("ioredis's Sentinel options pass through unchanged (type level)", () => {
+      const sentinel = RedisStore.layer({
+        client: {
+          sentinels: [{ host: "127.0.0.1", port: 26379 }],
+          name: "mymaster",
+          sentinelPassword: "secret",
+          role: "master"
+        },
+        prefix: "app:session:"
       })
-      const provider = ConfigProvider.fromMap(
-        new Map([["REDIS_URL", `redis://${redis.host}:${redis.port}/0`], ["SESSION_PREFIX", `${prefix}config:`]])
-      )
-      const context = yield* Layer.build(layer).pipe(Effect.withConfigProvider(provider))
-      const store = Context.get(context, SessionStore)
-      yield* store.commit("configured", "yes", Date.now() + 60_000, "create")
-      const admin = yield* raw
-      expect(yield* Effect.promise(() => admin.get(`${prefix}config:configured`))).toMatch(/:yes$/)
-    }))
-
-  it("ioredis's Sentinel options pass through unchanged (type level)", () => {
-    const sentinel = RedisStore.layer({
-      client: {
-        sentinels: [{ host: "127.0.0.1", port: 26379 }],
-        name: "mymaster",
-        sentinelPassword: "secret",
-        role: "master"
-      },
-      prefix: "app:session:"
+      expect(Layer.isLayer(sentinel)).toBe(true)
     })
-    expect(Layer.isLayer(sentinel)).toBe(true)
   })
 })

@@ -4,9 +4,8 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import * as PgStore from "../src/SessionStore/Pg.js"
 import type * as SqlStore from "../src/SessionStore/Sql.js"
-import { eventually } from "./conformance.js"
 import { postgres } from "./services.js"
-import { buildStore, key, requireServer, sqlStoreSuite, TABLE } from "./sqlSuite.js"
+import { buildStore, key, requireServer, sqlStoreSuite, TABLE, untilServerSays } from "./sqlSuite.js"
 
 const skip = await requireServer("PostgreSQL", postgres)
 const client: PgClient.PgClientConfig = { ...postgres }
@@ -44,7 +43,7 @@ const { adminSql, holdRowLock, store } = sqlStoreSuite({
         yield* s.commit(k, "x", Date.now() + 60_000, "create")
         yield* tools.holdRowLock(TABLE, k)
         const inFlight = yield* Effect.fork(s.commit(k, "y", Date.now() + 60_000, "update"))
-        yield* eventually(tools.adminSql((sql) =>
+        yield* untilServerSays(tools.adminSql((sql) =>
           Effect.map(
             sql`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'UPDATE%'`,
             (rows) => rows.length > 0

@@ -8,10 +8,9 @@ import * as TestClock from "effect/TestClock"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { SessionStore } from "../src/SessionStore.js"
 import * as SqlStore from "../src/SessionStore/Sql.js"
 import * as SqliteStore from "../src/SessionStore/Sqlite.js"
-import { START, storeConformance } from "./conformance.js"
+import { START, storeConformance } from "../src/testing/StoreConformance.js"
 import { key, sqlStoreSuite } from "./sqlSuite.js"
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-session-sqlite-"))
@@ -53,31 +52,20 @@ const { store } = sqlStoreSuite({
   rowLocks: false
 })
 
-// `:memory:` through the generic store over an application's client: the test keeps the client
-// next to the store, since a second connection would see another (empty) database.
-interface WithClient extends SqlStore.SqlStore {
-  readonly sql: SqlClient.SqlClient
-}
+// `:memory:` through the generic store over an application's client: the layer keeps the client
+// in its output, since a second connection would see another (empty) database.
 const memoryLayer = (options: SqlStore.Options) =>
-  Layer.scoped(
-    SessionStore,
-    Effect.gen(function*() {
-      const store = yield* SqlStore.make(options)
-      const sql = yield* SqlClient.SqlClient
-      const withClient: WithClient = { ...store, sql }
-      return withClient
-    })
-  ).pipe(Layer.provide(SqliteClient.layer({ filename: ":memory:" })))
-const memoryClient = Effect.map(SessionStore, (store) => (store as WithClient).sql)
+  SqlStore.layer(options).pipe(Layer.provideMerge(SqliteClient.layer({ filename: ":memory:" })))
 
 storeConformance({
   name: "sqlite (:memory:, SqlStore over SqliteClient)",
   layer: memoryLayer({ cleanupInterval: "1 minute" }),
   enumerable: true,
+  paging: { layer: (pageSize) => memoryLayer({ cleanupInterval: 0, pageSize }) },
   sweep: {
     interval: "1 minute",
     physicalCount: (keys) =>
-      Effect.flatMap(memoryClient, (sql) =>
+      Effect.flatMap(SqlClient.SqlClient, (sql) =>
         Effect.map(
           sql<{ n: number }>`SELECT COUNT(*) AS n FROM sessions WHERE ${sql.in("token", keys)}`,
           (rows) => Number(rows[0].n)
