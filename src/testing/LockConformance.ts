@@ -36,7 +36,7 @@ import type { SessionLockError } from "../SessionLock.js"
  * @since 0.2.0
  * @category models
  */
-export interface LockUnderTest {
+export interface LockConformanceOptions {
   /** Shown in the suite's name. */
   readonly name: string
   /** Provides the lock; built afresh for every test, in the test's scope. */
@@ -74,7 +74,7 @@ const MAX_YIELDS = 10_000
  * @since 0.2.0
  * @category tests
  */
-export const lockConformance = (subject: LockUnderTest): void => {
+export const lockConformance = (subject: LockConformanceOptions): void => {
   const live = subject.clock === "live"
   const describeOrSkip = subject.skip === undefined ? describe : describe.skip
   // Keys of this run only: a shared backend may hold keys of other runs.
