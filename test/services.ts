@@ -50,3 +50,9 @@ export const service = (name: string, action: "start" | "stop"): void => {
     stdio: "inherit"
   })
 }
+
+/** A read-only replica of `redis` (scripts/services/redis-replica.sh): it answers writes with READONLY. */
+export const redisReplica = {
+  host: "127.0.0.1",
+  port: Number(process.env.EFFECT_SESSION_REDIS_REPLICA_PORT ?? 63791)
+}

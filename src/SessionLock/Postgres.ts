@@ -39,6 +39,7 @@ import { createHash } from "node:crypto"
 import * as KeyedMutex from "../internal/keyedMutex.js"
 import * as InternalLock from "../internal/lock.js"
 import * as Options_ from "../internal/options.js"
+import * as Redact from "../internal/redact.js"
 import type { SessionConfigError } from "../SessionConfigError.js"
 import * as SessionLock from "../SessionLock.js"
 
@@ -85,12 +86,11 @@ export const DEFAULT_MAX_CONNECTIONS = 10
 export const lockId = (namespace: string, key: string): string =>
   createHash("sha256").update(namespace).update("\u0000").update(key).digest().readBigInt64BE(0).toString()
 
-const unavailable = (cause: unknown) =>
-  new SessionLock.SessionLockError({
-    reason: "Unavailable",
-    cause,
-    detail: cause instanceof Error ? cause.message : String(cause)
-  })
+// A driver error can quote what it was given: only its scrubbed summary is kept.
+const unavailable = (cause: unknown) => {
+  const scrubbed = Redact.scrub(cause)
+  return new SessionLock.SessionLockError({ reason: "Unavailable", cause: scrubbed, detail: Redact.describe(scrubbed) })
+}
 
 // pg-pool's own wait for a free connection ran out: the pool is busy, not the database down.
 const fromReserveError = (error: SqlError.SqlError, timeout: Duration.Duration) =>
@@ -146,7 +146,7 @@ export const make = (
                   : Effect.logWarning("effect-session: a PostgreSQL session lock was not held at its release")
               ),
               Effect.catchAll((error) =>
-                Effect.logWarning("effect-session: could not release a PostgreSQL session lock", error)
+                Effect.logWarning("effect-session: could not release a PostgreSQL session lock", unavailable(error))
               )
             )
             yield* Effect.interruptible(

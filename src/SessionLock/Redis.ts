@@ -32,6 +32,7 @@ import { randomBytes } from "node:crypto"
 import * as KeyedMutex from "../internal/keyedMutex.js"
 import * as InternalLock from "../internal/lock.js"
 import * as Options_ from "../internal/options.js"
+import * as Redact from "../internal/redact.js"
 import * as InternalRedis from "../internal/redis.js"
 import type { SessionConfigError } from "../SessionConfigError.js"
 import * as SessionLock from "../SessionLock.js"
@@ -81,6 +82,12 @@ interface ScriptCommands {
   effectSessionLockRenew(key: string, owner: string, leaseMillis: number): Promise<number>
 }
 
+// The command's arguments (the lock key holds the store key) never leave the driver error.
+const unavailable = (cause: unknown) => {
+  const scrubbed = Redact.scrub(cause)
+  return new SessionLock.SessionLockError({ reason: "Unavailable", cause: scrubbed, detail: Redact.describe(scrubbed) })
+}
+
 const resolveOptions = (options: Options) =>
   Either.gen(function*() {
     const lease = yield* Options_.duration("lease", options.lease, "10 seconds")
@@ -108,9 +115,7 @@ export const makeWithClient = (
 
     yield* InternalRedis.logConnectionEvents(client, "the Redis session lock")
     yield* InternalRedis.awaitReady(client, openTimeout).pipe(
-      Effect.mapError(({ cause }) =>
-        new SessionLock.SessionLockError({ reason: "Unavailable", cause, detail: InternalRedis.describe(cause) })
-      )
+      Effect.mapError(({ cause }) => unavailable(cause))
     )
     if (!("effectSessionLockRelease" in client)) {
       client.defineCommand("effectSessionLockRelease", { numberOfKeys: 1, lua: RELEASE_SCRIPT })
@@ -122,12 +127,7 @@ export const makeWithClient = (
     const run = <A>(evaluate: () => Promise<A>) =>
       Effect.tryPromise({
         try: evaluate,
-        catch: (cause) =>
-          new SessionLock.SessionLockError({
-            reason: "Unavailable",
-            cause,
-            detail: InternalRedis.describe(cause)
-          })
+        catch: unavailable
       })
 
     // Not connected: fail now rather than queue a command until Redis is back.

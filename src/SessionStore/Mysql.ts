@@ -20,6 +20,7 @@ import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Errors from "../internal/errors.js"
+import * as Redact from "../internal/redact.js"
 import type { SessionConfigError } from "../SessionConfigError.js"
 import type { SessionStore } from "../SessionStore.js"
 import { SessionStoreError } from "../SessionStore.js"
@@ -54,7 +55,12 @@ export const layer = (
     Layer.provide(Layer.mapError(MysqlClient.layer(client), (error) =>
       error instanceof SqlError
         ? Errors.fromSql("open")(error)
-        : new SessionStoreError({ reason: "Unknown", operation: "open", cause: error })))
+        : new SessionStoreError({
+          reason: "Unknown",
+          operation: "open",
+          cause: Redact.scrub(error),
+          detail: Redact.describe(Redact.scrub(error))
+        })))
   )
 }
 

@@ -20,6 +20,7 @@ import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Redact from "../internal/redact.js"
 import type { SessionConfigError } from "../SessionConfigError.js"
 import type { SessionStore } from "../SessionStore.js"
 import { SessionStoreError } from "../SessionStore.js"
@@ -54,7 +55,7 @@ export const layer = (
       new SessionStoreError({
         reason: "Unavailable",
         operation: "open",
-        cause: Cause.squash(cause),
+        cause: Redact.scrub(Cause.squash(cause)),
         detail: `could not open the SQLite database ${JSON.stringify(client.filename)}`
       })
     ))

@@ -2,9 +2,11 @@
  * The one place store failures become `SessionStoreError`s: a classifier per driver family, and
  * the one timeout every store call with a time limit goes through.
  *
- * `detail` is built from the driver error's message and code only. Drivers keep the inputs of a
- * failed command on the error (ioredis's `command.args`, SQL parameters): those are session keys
- * and payloads, so nothing here reads them. The driver error itself stays as `cause`.
+ * Drivers keep the inputs of a failed command on the error (ioredis's `command.args`, SQL
+ * parameters and `detail`) and some messages quote them: those are session keys and payloads.
+ * So the driver error is classified here and then scrubbed (`redact.ts`): the error's `cause` is
+ * its name, masked first message line and code, per link of its chain, and `detail` is built
+ * from that.
  */
 import type * as Persistence from "@effect/experimental/Persistence"
 import type * as PlatformError from "@effect/platform/Error"
@@ -12,6 +14,7 @@ import type * as SqlError from "@effect/sql/SqlError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import { SessionStoreError } from "../SessionStore.js"
+import * as Redact from "./redact.js"
 
 type Operation = SessionStoreError["operation"]
 type Reason = "Unavailable" | "Timeout" | "Unknown"
@@ -44,30 +47,21 @@ const codesOf = (error: unknown): ReadonlyArray<string | number> =>
 const messagesOf = (error: unknown): ReadonlyArray<string> =>
   errorChain(error).map((link) => field(link, "message")).filter((m): m is string => typeof m === "string")
 
-const MAX_DETAIL = 200
-
-/** The first line of the error's message (at most 200 characters) and its first code. */
-const detailOf = (error: unknown): string | undefined => {
-  const message = field(error, "message")
-  const code = codesOf(error).find((code) => typeof code === "string")
-  const line = typeof message === "string" ? message.split("\n", 1)[0].slice(0, MAX_DETAIL) : undefined
-  return line === undefined ? code : code === undefined || line.includes(code) ? line : `${line} (${code})`
-}
+/** The scrubbed messages of the error and what it wraps, with its first code. */
+const detailOf = (cause: unknown): string => Redact.describe(Redact.scrub(cause))
 
 const classifier = <C>(
   reasonOf: (cause: C, operation: Operation) => Reason,
-  describe: (cause: C) => string | undefined = detailOf
+  describe: (cause: C) => string = detailOf
 ) =>
 (operation: Operation) =>
-(cause: C) => {
-  const detail = describe(cause)
-  return new SessionStoreError({
+(cause: C) =>
+  new SessionStoreError({
     reason: reasonOf(cause, operation),
     operation,
-    cause,
-    ...(detail === undefined ? {} : { detail })
+    cause: Redact.scrub(cause),
+    detail: describe(cause)
   })
-}
 
 const SQL_UNAVAILABLE = new Set<string | number>([
   // Node sockets and DNS
@@ -167,7 +161,7 @@ export const redisReason = (cause: unknown): Reason => {
   return "Unknown"
 }
 
-/** An ioredis failure. Its `command` (with the key and value) never reaches `detail`. */
+/** An ioredis failure. Its `command` (with the key and value) is scrubbed away. */
 export const fromRedis: (operation: Operation) => (cause: unknown) => SessionStoreError = classifier(redisReason)
 
 /** An `lmdb` failure: opening, or a closed environment, is `Unavailable`. */
@@ -196,7 +190,7 @@ export const fromPersistence: (operation: Operation) => (error: Persistence.Pers
         ? "Unavailable"
         : "Unknown",
     // A parse error's message quotes the value it could not parse: only its reason is kept.
-    (error) => error.reason === "BackingError" ? `${error.method}: ${detailOf(error.cause) ?? "failed"}` : error.reason
+    (error) => error.reason === "BackingError" ? `${error.method}: ${detailOf(error.cause)}` : error.reason
   )
 
 /**
@@ -213,7 +207,10 @@ export const withTimeout = (operation: Operation, timeout: Duration.Duration) =>
   Duration.greaterThan(timeout, Duration.zero)
     ? Effect.timeoutFail(Effect.interruptible(call), {
       duration: timeout,
-      onTimeout: () =>
-        new SessionStoreError({ reason: "Timeout", operation, detail: `no answer within ${Duration.format(timeout)}` })
+      onTimeout: () => timeoutError(operation, timeout)
     })
     : call
+
+/** The error of a store call that did not answer within `timeout`. */
+export const timeoutError = (operation: Operation, timeout: Duration.Duration): SessionStoreError =>
+  new SessionStoreError({ reason: "Timeout", operation, detail: `no answer within ${Duration.format(timeout)}` })

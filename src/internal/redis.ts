@@ -5,6 +5,7 @@ import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import type { ClusterOptions, RedisOptions } from "ioredis"
 import { Cluster, Redis } from "ioredis"
+import * as Redact from "./redact.js"
 
 /** A standalone (or Sentinel) client, or a Cluster client. */
 export type Client = Redis | Cluster
@@ -32,7 +33,7 @@ export const failFastClusterOptions: ClusterOptions = {
 export type Reason = "Unavailable" | "Timeout" | "Unknown"
 
 /** The error text without the cause (never carries keys or payloads). */
-export const describe = (cause: unknown): string => cause instanceof Error ? cause.message : String(cause)
+export const describe = (cause: unknown): string => Redact.describe(Redact.scrub(cause))
 
 export const isCluster = (client: Client): client is Cluster => client instanceof Cluster
 
