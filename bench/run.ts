@@ -474,10 +474,10 @@ const runStores = async (): Promise<{ rows: Array<StoreRow>; skipped: Array<{ st
         async (server) => void (await stats(server, "/__reset")),
         async (server) => {
           const counts = JSON.parse(await stats(server, "/__stats")) as Record<
-            "requests" | "find" | "commit" | "delete",
+            "requests" | "find" | "commit" | "take" | "touch" | "delete",
             number
           >
-          const calls = counts.find + counts.commit + counts.delete
+          const calls = counts.find + counts.commit + counts.take + counts.touch + counts.delete
           trips.set(server.name, [...(trips.get(server.name) ?? []), counts.requests > 0 ? calls / counts.requests : 0])
         }
       )

@@ -37,15 +37,24 @@ export type CommitMode = "create" | "update"
 export type CommitResult = "written" | "gone"
 
 /**
+ * A live entry: its payload and its expiry (epoch milliseconds).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface StoredEntry {
+  readonly data: string
+  readonly expiresAt: number
+}
+
+/**
  * A stored session as handed out by enumeration.
  *
  * @since 0.1.0
  * @category models
  */
-export interface StoredSession {
+export interface StoredSession extends StoredEntry {
   readonly key: string
-  readonly data: string
-  readonly expiresAt: number
 }
 
 /**
@@ -59,11 +68,12 @@ export interface StoredSession {
  */
 export interface SessionStore {
   /**
-   * The payload stored under `key`. `Option.none()` when the key is unknown **or expired**
-   * (an entry whose expiry is at or before the current `Clock` time must never be returned,
-   * even if it has not been swept yet) or malformed for this backend.
+   * The payload stored under `key` and its expiry. `Option.none()` when the key is unknown **or
+   * expired** (an entry whose expiry is at or before the current `Clock` time must never be
+   * returned, even if it has not been swept yet) or malformed for this backend. The expiry is
+   * the one last given to `commit` or `touch`.
    */
-  readonly find: (key: string) => Effect.Effect<Option.Option<string>, SessionStoreError>
+  readonly find: (key: string) => Effect.Effect<Option.Option<StoredEntry>, SessionStoreError>
 
   /**
    * Store `data` under `key` until `expiresAt` (epoch milliseconds, from `Clock`), replacing
@@ -77,6 +87,23 @@ export interface SessionStore {
     expiresAt: number,
     mode: CommitMode
   ) => Effect.Effect<CommitResult, SessionStoreError>
+
+  /**
+   * Atomically read and remove the live entry under `key`: the entry if it was there and
+   * unexpired, `Option.none()` otherwise (nothing removed). Of concurrent `take`s, `delete`s and
+   * `"update"` commits of one key, at most one `take` gets the entry, and an update that runs
+   * after it answers `"gone"`. Renewal uses it: whoever takes the entry owns the session, so a
+   * renewal racing a logout either moves the session or finds it gone — never brings it back.
+   */
+  readonly take: (key: string) => Effect.Effect<Option.Option<StoredEntry>, SessionStoreError>
+
+  /**
+   * Move the expiry of the live entry under `key` to `expiresAt`, leaving its payload as it is,
+   * atomically: `"gone"` (and nothing written) when the key is absent or expired. An idle
+   * refresh uses it, so a request that only read the session never rewrites the data it loaded
+   * over a concurrent change. `find` then reports the new expiry.
+   */
+  readonly touch: (key: string, expiresAt: number) => Effect.Effect<CommitResult, SessionStoreError>
 
   /**
    * Remove `key`. A missing key is a no-op, not an error.
@@ -123,7 +150,7 @@ export type SessionStoreErrorReason = "Unavailable" | "Timeout" | "Unsupported" 
  */
 export class SessionStoreError extends Data.TaggedError("SessionStoreError")<{
   readonly reason: SessionStoreErrorReason
-  readonly operation: "find" | "commit" | "delete" | "all" | "sweep" | "open"
+  readonly operation: "find" | "commit" | "take" | "touch" | "delete" | "all" | "sweep" | "open"
   readonly cause?: unknown
   readonly detail?: string
 }> {

@@ -9,7 +9,7 @@ import * as TestClock from "effect/TestClock"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import * as KeyValueSessionStore from "../src/SessionStore/KeyValueStore.js"
+import * as KeyValueStoreAdapter from "../src/SessionStore/KeyValueStore.js"
 import { START, storeConformance } from "../src/testing/StoreConformance.js"
 
 /** A fresh directory under the OS temp dir, removed when the scope closes. */
@@ -20,11 +20,11 @@ const tempDir = Effect.acquireRelease(
 
 /** The adapter over a file-system `KeyValueStore` in `dir`. */
 const fileSystemLayer = (dir: string) =>
-  KeyValueSessionStore.layer().pipe(Layer.provide(NodeKeyValueStore.layerFileSystem(dir)))
+  KeyValueStoreAdapter.layer().pipe(Layer.provide(NodeKeyValueStore.layerFileSystem(dir)))
 
 storeConformance({
   name: "KeyValueStore adapter (memory)",
-  layer: KeyValueSessionStore.layer().pipe(Layer.provide(KeyValueStore.layerMemory)),
+  layer: KeyValueStoreAdapter.layer().pipe(Layer.provide(KeyValueStore.layerMemory)),
   enumerable: false
 })
 
@@ -38,9 +38,9 @@ storeConformance({
 /** The adapter and the raw `KeyValueStore` under it, over a file-system directory, built in the scope. */
 const onDirectory = (dir: string) =>
   Effect.map(
-    Layer.build(KeyValueSessionStore.layer().pipe(Layer.provideMerge(NodeKeyValueStore.layerFileSystem(dir)))),
+    Layer.build(KeyValueStoreAdapter.layer().pipe(Layer.provideMerge(NodeKeyValueStore.layerFileSystem(dir)))),
     (context) => ({
-      store: Context.get(context, KeyValueSessionStore.KeyValueStoreAdapter),
+      store: Context.get(context, KeyValueStoreAdapter.KeyValueStoreAdapter),
       raw: Context.get(context, KeyValueStore.KeyValueStore)
     })
   )
@@ -72,7 +72,7 @@ describe("KeyValueStore adapter", () => {
       expect(yield* raw.get("k")).toEqual(Option.some("not a session"))
       expect(fs.readdirSync(dir)).toEqual(["k"])
 
-      const custom = yield* KeyValueSessionStore.make({ prefix: "app/sessions/" }).pipe(
+      const custom = yield* KeyValueStoreAdapter.make({ prefix: "app/sessions/" }).pipe(
         Effect.provideService(KeyValueStore.KeyValueStore, raw)
       )
       yield* custom.commit("x", "y", START + 60_000, "create")

@@ -50,7 +50,7 @@ storeConformance({
 })
 
 describe("LevelDbStore", () => {
-  it.scoped("the sweep deletes in bounded batches, only what has expired, and leaves no index behind", () =>
+  it.scoped("the sweep deletes in bounded batches and only what has expired; no stale index key is left", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(START)
       const dir = yield* tempDir
@@ -60,15 +60,33 @@ describe("LevelDbStore", () => {
         for (let i = 0; i < 4; i++) yield* store.commit(`alive-${i}`, "y", START + 60_000, "create")
         // A dead entry renewed before it expired must survive.
         yield* store.commit("dead-0", "renewed", START + 60_000, "update")
+        // A touch moves the index key with the expiry: the old one must not be left behind.
+        expect(yield* store.touch("alive-1", START + 120_000)).toBe("written")
         yield* TestClock.adjust("30 seconds")
         expect(yield* store.sweep).toBe(9)
         expect(yield* store.size).toBe(5)
-        expect(yield* store.find("dead-0")).toEqual(Option.some("renewed"))
+        expect(yield* store.find("dead-0")).toEqual(Option.some({ data: "renewed", expiresAt: START + 60_000 }))
         expect(yield* store.sweep).toBe(0)
       }))
       const raw = yield* rawEntries(dir)
       expect(raw.filter(([key]) => key.startsWith("!sessions!")).length).toBe(5)
       expect(raw.filter(([key]) => key.startsWith("!expiry!")).length).toBe(5)
+    }))
+
+  it.scoped("a touched entry outlives a sweep past its old expiry and is swept after its new one", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const dir = yield* tempDir
+      const store = yield* LevelDbStore.make({ path: dir, cleanupInterval: 0 })
+      yield* store.commit("k", "v", START + 1_000, "create")
+      expect(yield* store.touch("k", START + 60_000)).toBe("written")
+      yield* TestClock.adjust("30 seconds")
+      expect(yield* store.find("k")).toEqual(Option.some({ data: "v", expiresAt: START + 60_000 }))
+      expect(yield* store.sweep).toBe(0)
+      yield* TestClock.adjust("30 seconds")
+      expect(yield* store.touch("k", START + 120_000)).toBe("gone")
+      expect(yield* store.sweep).toBe(1)
+      expect(yield* store.size).toBe(0)
     }))
 
   it.scoped("cleanupInterval 0 runs no sweep", () =>
@@ -113,7 +131,7 @@ describe("LevelDbStore", () => {
       )
       const store = Context.get(context, SessionStore)
       yield* store.commit("k", "v", START + 60_000, "create")
-      expect(yield* store.find("k")).toEqual(Option.some("v"))
+      expect(yield* store.find("k")).toEqual(Option.some({ data: "v", expiresAt: START + 60_000 }))
       expect(fs.readdirSync(dir)).toContain("LOCK")
     }))
 })

@@ -56,12 +56,45 @@ describe("LmdbStore", () => {
       const first = yield* LmdbStore.make({ path: dir, cleanupInterval: 0 })
       const second = yield* LmdbStore.make({ path: dir, cleanupInterval: 0 })
       yield* first.commit("k", "v1", START + 60_000, "create")
-      expect(yield* second.find("k")).toEqual(Option.some("v1"))
+      expect(yield* second.find("k")).toEqual(Option.some({ data: "v1", expiresAt: START + 60_000 }))
       expect(yield* second.commit("k", "v2", START + 60_000, "update")).toBe("written")
-      expect(yield* first.find("k")).toEqual(Option.some("v2"))
+      expect(yield* first.find("k")).toEqual(Option.some({ data: "v2", expiresAt: START + 60_000 }))
       yield* first.delete("k")
       expect(yield* second.commit("k", "stale", START + 60_000, "update")).toBe("gone")
       expect(yield* first.find("k")).toEqual(Option.none())
+    }))
+
+  it.scoped("two handles on one database: one take gets the entry, and a touch on the other then finds it gone", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const dir = yield* tempDir
+      const first = yield* LmdbStore.make({ path: dir, cleanupInterval: 0 })
+      const second = yield* LmdbStore.make({ path: dir, cleanupInterval: 0 })
+      yield* first.commit("k", "v", START + 60_000, "create")
+      expect(yield* second.touch("k", START + 120_000)).toBe("written")
+      const takes = yield* Effect.all(
+        Array.from({ length: 10 }, (_, i) => (i % 2 === 0 ? first : second).take("k")),
+        { concurrency: "unbounded" }
+      )
+      expect(takes.filter(Option.isSome)).toEqual([Option.some({ data: "v", expiresAt: START + 120_000 })])
+      expect(yield* second.touch("k", START + 180_000)).toBe("gone")
+      expect(yield* physicalCount(dir, ["k"])).toBe(0)
+    }))
+
+  it.scoped("a touched entry outlives a sweep past its old expiry and is swept after its new one", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const dir = yield* tempDir
+      const store = yield* LmdbStore.make({ path: dir, cleanupInterval: 0 })
+      yield* store.commit("k", "v", START + 1_000, "create")
+      expect(yield* store.touch("k", START + 60_000)).toBe("written")
+      yield* TestClock.adjust("30 seconds")
+      expect(yield* store.find("k")).toEqual(Option.some({ data: "v", expiresAt: START + 60_000 }))
+      expect(yield* store.sweep).toBe(0)
+      yield* TestClock.adjust("30 seconds")
+      expect(yield* store.touch("k", START + 120_000)).toBe("gone")
+      expect(yield* store.sweep).toBe(1)
+      expect(yield* store.size).toBe(0)
     }))
 
   it.scoped("the sweep deletes in bounded batches and only what has expired", () =>
@@ -76,7 +109,7 @@ describe("LmdbStore", () => {
       yield* TestClock.adjust("30 seconds")
       expect(yield* store.sweep).toBe(9)
       expect(yield* store.size).toBe(5)
-      expect(yield* store.find("dead-0")).toEqual(Option.some("renewed"))
+      expect(yield* store.find("dead-0")).toEqual(Option.some({ data: "renewed", expiresAt: START + 60_000 }))
       expect(yield* store.sweep).toBe(0)
     }))
 
@@ -120,7 +153,7 @@ describe("LmdbStore", () => {
       )
       const store = Context.get(context, SessionStore)
       yield* store.commit("k", "v", START + 60_000, "create")
-      expect(yield* store.find("k")).toEqual(Option.some("v"))
+      expect(yield* store.find("k")).toEqual(Option.some({ data: "v", expiresAt: START + 60_000 }))
       expect(fs.readdirSync(dir)).toContain("data.mdb")
     }))
 })

@@ -5,7 +5,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
 import * as SessionManager from "../src/SessionManager.js"
-import { SessionStore } from "../src/SessionStore.js"
+import { SessionStore, SessionStoreError } from "../src/SessionStore.js"
 import * as MemoryStore from "../src/SessionStore/Memory.js"
 import { START, storeConformance } from "../src/testing/StoreConformance.js"
 
@@ -93,7 +93,88 @@ describe("MemoryStore", () => {
       const memory = Context.get(context, MemoryStore.MemoryStore)
       expect(memory).toBe(store)
       expect(yield* store.commit("k", "v", START + 60_000, "create")).toBe("written")
-      expect(yield* store.find("k")).toEqual(Option.some("v"))
+      expect(yield* store.find("k")).toEqual(Option.some({ data: "v", expiresAt: START + 60_000 }))
       expect(yield* memory.size).toBe(1)
+    }))
+
+  it.scoped("find and take hand out the stored entry itself, not a copy", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const store = yield* MemoryStore.make({ cleanupInterval: 0 })
+      yield* store.commit("k", "v", START + 60_000, "create")
+      const first = Option.getOrThrow(yield* store.find("k"))
+      expect(Option.getOrThrow(yield* store.find("k"))).toBe(first)
+      expect(Option.getOrThrow(yield* store.take("k"))).toBe(first)
+    }))
+
+  it.scoped("maxEntries must be a positive integer", () =>
+    Effect.gen(function*() {
+      for (const maxEntries of [0, -1, 1.5, Number.NaN]) {
+        const error = yield* Effect.flip(MemoryStore.make({ maxEntries }))
+        expect(error).toMatchObject({ _tag: "SessionConfigError", option: "maxEntries" })
+      }
+    }))
+
+  it.scoped("a full store refuses new sessions with Unavailable; existing sessions keep working", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const store = yield* MemoryStore.make({ cleanupInterval: 0, maxEntries: 3 })
+      for (const key of ["a", "b", "c"]) yield* store.commit(key, key, START + 60_000, "create")
+      const error = yield* Effect.flip(store.commit("d", "d", START + 60_000, "create"))
+      expect(error).toBeInstanceOf(SessionStoreError)
+      expect(error).toMatchObject({ reason: "Unavailable", operation: "commit", detail: "memory store full" })
+      // Neither the key nor the payload is in the message.
+      expect(error.message).toBe("Session store commit failed (Unavailable): memory store full")
+      expect(yield* store.find("d")).toEqual(Option.none())
+      expect(yield* store.size).toBe(3)
+      // Nothing was evicted, and the sessions already held are read, updated, re-created, touched.
+      expect(yield* store.find("a")).toEqual(Option.some({ data: "a", expiresAt: START + 60_000 }))
+      expect(yield* store.commit("a", "a2", START + 60_000, "update")).toBe("written")
+      expect(yield* store.commit("b", "b2", START + 60_000, "create")).toBe("written")
+      expect(yield* store.touch("c", START + 120_000)).toBe("written")
+      expect(yield* store.find("c")).toEqual(Option.some({ data: "c", expiresAt: START + 120_000 }))
+      // A take or delete makes room (as a renewal does: take the old key, create the new one).
+      expect(yield* store.take("a")).toEqual(Option.some({ data: "a2", expiresAt: START + 60_000 }))
+      expect(yield* store.commit("d", "d", START + 60_000, "create")).toBe("written")
+      expect((yield* Effect.flip(store.commit("e", "e", START + 60_000, "create"))).reason).toBe("Unavailable")
+    }))
+
+  it.scoped("a full store drops expired entries to make room for a new session, without a sweep fiber", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const store = yield* MemoryStore.make({ cleanupInterval: 0, maxEntries: 3 })
+      yield* store.commit("short", "s", START + 1000, "create")
+      yield* store.commit("long1", "l", START + 60_000, "create")
+      yield* store.commit("long2", "l", START + 60_000, "create")
+      // Nothing has expired yet: no room, and nothing is dropped.
+      expect((yield* Effect.flip(store.commit("new1", "n", START + 60_000, "create"))).reason).toBe("Unavailable")
+      expect(yield* store.size).toBe(3)
+      yield* TestClock.adjust("1 second")
+      expect(yield* store.commit("new1", "n", START + 60_000, "create")).toBe("written")
+      expect(yield* store.size).toBe(3)
+      expect(yield* store.find("short")).toEqual(Option.none())
+      expect(yield* store.find("long1")).toEqual(Option.some({ data: "l", expiresAt: START + 60_000 }))
+      // Full of live sessions again: refused until they expire.
+      expect((yield* Effect.flip(store.commit("new2", "n", START + 120_000, "create"))).reason).toBe("Unavailable")
+      yield* TestClock.adjust("1 minute")
+      expect(yield* store.commit("new2", "n", START + 120_000, "create")).toBe("written")
+      expect(yield* store.size).toBe(1)
+    }))
+
+  it.scoped("concurrent creates against a full store never exceed the cap", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const store = yield* MemoryStore.make({ cleanupInterval: 0, maxEntries: 10, sweepBatchSize: 2 })
+      for (let i = 0; i < 4; i++) yield* store.commit(`expired${i}`, "x", START + 1000, "create")
+      for (let i = 0; i < 6; i++) yield* store.commit(`live${i}`, "x", START + 60_000, "create")
+      yield* TestClock.adjust("1 second")
+      const results = yield* Effect.all(
+        Array.from({ length: 8 }, (_, i) => Effect.either(store.commit(`new${i}`, "n", START + 60_000, "create"))),
+        { concurrency: "unbounded" }
+      )
+      expect(results.filter((result) => result._tag === "Right")).toHaveLength(4)
+      expect(results.filter((result) => result._tag === "Left")).toHaveLength(4)
+      expect(yield* store.size).toBe(10)
+      for (let i = 0; i < 6; i++) expect(Option.isSome(yield* store.find(`live${i}`))).toBe(true)
     }))
 })

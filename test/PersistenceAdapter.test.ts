@@ -75,7 +75,7 @@ describe("Persistence adapter", () => {
       yield* store.commit("k", "v", START + 1000, "create")
       const entry = Option.getOrThrow(yield* raw.get("k"))
       yield* raw.set("k", entry, Option.some(Duration.hours(1)))
-      expect(yield* store.find("k")).toEqual(Option.some("v"))
+      expect(yield* store.find("k")).toEqual(Option.some({ data: "v", expiresAt: START + 1000 }))
       yield* TestClock.adjust("1 second")
       expect(yield* store.find("k")).toEqual(Option.none())
       expect(yield* store.commit("k", "late", START + 60_000, "update")).toBe("gone")

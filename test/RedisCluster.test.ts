@@ -67,7 +67,36 @@ describeOrSkip("RedisStore on a cluster", () => {
       for (const count of perNode) expect(count).toBeGreaterThan(0)
       const seen = new Set(Chunk.toReadonlyArray(yield* Stream.runCollect(store.all)).map((entry) => entry.key))
       for (const key of keys) expect(seen.has(key)).toBe(true)
-      expect(yield* store.find(keys[0]!)).toEqual(Option.some(keys[0]))
+      expect(yield* store.find(keys[0]!)).toEqual(Option.some({ data: keys[0], expiresAt }))
+    }))
+
+  it.scopedLive("take and touch run as scripts through the Cluster client, on every master", () =>
+    Effect.gen(function*() {
+      const store = yield* RedisStore.make({ client: newCluster, prefix })
+      const other = yield* RedisStore.make({ client: newCluster, prefix })
+      // Thirty random keys: spread over the three masters, as the case above shows.
+      const keys = Array.from({ length: 30 }, (_, i) => `scripts-${i}-${randomUUID()}`)
+      const expiresAt = Date.now() + 60_000
+      const later = expiresAt + 60_000
+      yield* Effect.forEach(keys, (key) => store.commit(key, `v:${key}`, expiresAt, "create"), { concurrency: 10 })
+      const touched = yield* Effect.forEach(keys, (key) => store.touch(key, later), { concurrency: 10 })
+      expect(touched).toEqual(keys.map(() => "written"))
+      for (const key of keys) {
+        expect(yield* other.find(key)).toEqual(Option.some({ data: `v:${key}`, expiresAt: later }))
+      }
+      const taken = yield* Effect.forEach(
+        keys,
+        (key) => Effect.all([store.take(key), other.take(key)], { concurrency: "unbounded" }),
+        { concurrency: 10 }
+      )
+      keys.forEach((key, i) =>
+        expect(taken[i]!.filter(Option.isSome)).toEqual([Option.some({ data: `v:${key}`, expiresAt: later })])
+      )
+      for (const key of keys) {
+        expect(yield* store.touch(key, later)).toBe("gone")
+        expect(yield* other.commit(key, "stale", later, "update")).toBe("gone")
+        expect(yield* store.find(key)).toEqual(Option.none())
+      }
     }))
 
   it.scopedLive("the Redis lock works through the Cluster client too", () =>

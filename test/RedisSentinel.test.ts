@@ -7,7 +7,6 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Redacted from "effect/Redacted"
 import { Redis } from "ioredis"
 import { randomUUID } from "node:crypto"
 import * as SessionManager from "../src/SessionManager.js"
@@ -50,12 +49,26 @@ describe.skipIf(skip !== undefined)("RedisStore through Sentinel", () => {
       yield* session.put("via", "sentinel")
       const outcome = yield* manager.commit(session)
       if (outcome._tag !== "Written") return yield* Effect.dieMessage(`expected Written, got ${outcome._tag}`)
-      const token = Redacted.value(outcome.token)
+      // The key the manager stores under (the token's hash by default), not the token.
+      const key = Option.getOrThrow(manager.storeKey(session))
       const direct = new Redis({ host: redis.host, port: redis.port })
       yield* Effect.addFinalizer(() => Effect.promise(() => direct.quit()))
-      const raw = yield* Effect.promise(() => direct.get(`${prefix}${token}`))
+      const raw = yield* Effect.promise(() => direct.get(`${prefix}${key}`))
       expect(raw).toContain("\"via\":\"sentinel\"")
       expect(yield* (yield* manager.load(outcome.token)).getString("via")).toBe("sentinel")
-      expect(Option.isSome(yield* store.find(token))).toBe(true)
+      expect(Option.isSome(yield* store.find(key))).toBe(true)
+    }))
+
+  it.scopedLive("take and touch run on the master the Sentinel names", () =>
+    Effect.gen(function*() {
+      const store = yield* RedisStore.make({ client, prefix })
+      const direct = new Redis({ host: redis.host, port: redis.port })
+      yield* Effect.addFinalizer(() => Effect.promise(() => direct.quit()))
+      const expiresAt = Date.now() + 60_000
+      yield* store.commit("scripts", "v", expiresAt, "create")
+      expect(yield* store.touch("scripts", expiresAt + 1_000)).toBe("written")
+      expect(yield* Effect.promise(() => direct.get(`${prefix}scripts`))).toBe(`${expiresAt + 1_000}:1:v`)
+      expect(yield* store.take("scripts")).toEqual(Option.some({ data: "v", expiresAt: expiresAt + 1_000 }))
+      expect(yield* Effect.promise(() => direct.exists(`${prefix}scripts`))).toBe(0)
     }))
 })

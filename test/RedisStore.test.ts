@@ -82,6 +82,92 @@ describe.skipIf(skip !== undefined)("RedisStore", () => {
         yield* Effect.promise(() => admin.set(`${prefix}foreign`, "not-an-entry", "PX", 60_000))
         expect(yield* store.find("foreign")).toEqual(Option.none())
         expect(yield* store.commit("foreign", "x", Date.now() + 60_000, "update")).toBe("gone")
+        expect(yield* store.take("foreign")).toEqual(Option.none())
+        expect(yield* store.touch("foreign", Date.now() + 60_000)).toBe("gone")
+        expect(yield* Effect.promise(() => admin.get(`${prefix}foreign`))).toBe("not-an-entry")
+        // A torn envelope (its length does not match): the scripts check it as the store does.
+        const torn = `${Date.now() + 60_000}:10:short`
+        yield* Effect.promise(() => admin.set(`${prefix}torn`, torn, "PX", 60_000))
+        expect(yield* store.find("torn")).toEqual(Option.none())
+        expect(yield* store.commit("torn", "x", Date.now() + 60_000, "update")).toBe("gone")
+        expect(yield* store.take("torn")).toEqual(Option.none())
+        expect(yield* store.touch("torn", Date.now() + 60_000)).toBe("gone")
+        expect(yield* Effect.promise(() => admin.get(`${prefix}torn`))).toBe(torn)
+      }))
+
+    it.scoped("touch rewrites only the expiry in front of the value, and the TTL with it", () =>
+      Effect.gen(function*() {
+        const store = yield* RedisStore.make({ client, prefix })
+        const admin = yield* Admin
+        // Colons and two-, three- and four-byte characters: the scripts count the length as the envelope does.
+        const data = "a:1:é€😀:z"
+        const first = Date.now() + 60_000
+        yield* store.commit("touched", data, first, "create")
+        const bytes = Effect.promise(() => admin.getBuffer(`${prefix}touched`)).pipe(
+          Effect.map((raw) => raw ?? Buffer.alloc(0))
+        )
+        const before = yield* bytes
+        const later = Date.now() + 600_000
+        expect(yield* store.touch("touched", later)).toBe("written")
+        const after = yield* bytes
+        expect(after.subarray(0, String(later).length).toString()).toBe(String(later))
+        expect(after.subarray(String(later).length)).toEqual(before.subarray(String(first).length))
+        const pttl = yield* Effect.promise(() => admin.pttl(`${prefix}touched`))
+        expect(pttl).toBeGreaterThan(590_000)
+        expect(pttl).toBeLessThanOrEqual(600_000)
+        expect(yield* store.find("touched")).toEqual(Option.some({ data, expiresAt: later }))
+        // An expiry already past removes the entry, as a commit does; then there is nothing to touch.
+        expect(yield* store.touch("touched", Date.now() - 1)).toBe("written")
+        expect(yield* Effect.promise(() => admin.exists(`${prefix}touched`))).toBe(0)
+        expect(yield* store.touch("touched", later)).toBe("gone")
+        expect(yield* Effect.promise(() => admin.exists(`${prefix}touched`))).toBe(0)
+      }))
+
+    it.scoped("take returns the entry once, removes the key, and a later update finds it gone", () =>
+      Effect.gen(function*() {
+        const store = yield* RedisStore.make({ client, prefix })
+        const other = yield* RedisStore.make({ client, prefix })
+        const admin = yield* Admin
+        const data = "a:1:é€😀:z"
+        const expiresAt = Date.now() + 60_000
+        yield* store.commit("taken", data, expiresAt, "create")
+        // Two clients, ten takes each, all at once: one take gets the entry.
+        const takes = yield* Effect.all(
+          Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? store : other).take("taken")),
+          { concurrency: "unbounded" }
+        )
+        expect(takes.filter(Option.isSome)).toEqual([Option.some({ data, expiresAt })])
+        expect(yield* Effect.promise(() => admin.exists(`${prefix}taken`))).toBe(0)
+        expect(yield* store.commit("taken", "stale", expiresAt, "update")).toBe("gone")
+        expect(yield* other.touch("taken", expiresAt)).toBe("gone")
+        expect(yield* Effect.promise(() => admin.exists(`${prefix}taken`))).toBe(0)
+      }))
+
+    it.scoped("an entry past its own expiry that Redis still holds is neither taken nor touched", () =>
+      Effect.gen(function*() {
+        const store = yield* RedisStore.make({ client, prefix })
+        const admin = yield* Admin
+        // As if this app server's clock ran ahead of Redis's: the value says expired, the TTL does not.
+        const stale = `${Date.now() - 1_000}:4:data`
+        yield* Effect.promise(() => admin.set(`${prefix}stale`, stale, "PX", 60_000))
+        expect(yield* store.find("stale")).toEqual(Option.none())
+        expect(yield* store.touch("stale", Date.now() + 60_000)).toBe("gone")
+        expect(yield* Effect.promise(() => admin.get(`${prefix}stale`))).toBe(stale)
+        expect(yield* store.take("stale")).toEqual(Option.none())
+        // The take drops it: it was dead anyway.
+        expect(yield* Effect.promise(() => admin.exists(`${prefix}stale`))).toBe(0)
+      }))
+
+    it.scoped("take and touch honour ioredis's own keyPrefix", () =>
+      Effect.gen(function*() {
+        const store = yield* RedisStore.make({ client: { ...client, keyPrefix: `${prefix}ioredis:` }, prefix: "tt:" })
+        const admin = yield* Admin
+        const expiresAt = Date.now() + 60_000
+        yield* store.commit("k", "v", expiresAt, "create")
+        expect(yield* store.touch("k", expiresAt + 1_000)).toBe("written")
+        expect(yield* Effect.promise(() => admin.get(`${prefix}ioredis:tt:k`))).toBe(`${expiresAt + 1_000}:1:v`)
+        expect(yield* store.take("k")).toEqual(Option.some({ data: "v", expiresAt: expiresAt + 1_000 }))
+        expect(yield* Effect.promise(() => admin.exists(`${prefix}ioredis:tt:k`))).toBe(0)
       }))
 
     it.scoped("glob characters in the prefix are matched literally by SCAN", () =>
@@ -132,7 +218,7 @@ describe.skipIf(skip !== undefined)("RedisStore", () => {
           yield* store.commit("outage", "after", expiresAt, "create").pipe(
             Effect.retry(Schedule.spaced("50 millis").pipe(Schedule.intersect(Schedule.recurs(200))))
           )
-          expect(yield* store.find("outage")).toEqual(Option.some("after"))
+          expect(yield* store.find("outage")).toEqual(Option.some({ data: "after", expiresAt }))
         }),
       60_000
     )
@@ -140,16 +226,17 @@ describe.skipIf(skip !== undefined)("RedisStore", () => {
     it.scoped("a client you own (makeWithClient) is shared, not closed with the store", () =>
       Effect.gen(function*() {
         const shared = new Redis({ ...client, ...RedisStore.failFastOptions, lazyConnect: true })
+        const expiresAt = Date.now() + 60_000
         yield* Effect.addFinalizer(() => Effect.promise(() => shared.quit()))
         yield* Effect.scoped(
           Effect.gen(function*() {
             const store = yield* RedisStore.makeWithClient(shared, { prefix })
-            yield* store.commit("shared", "x", Date.now() + 60_000, "create")
+            yield* store.commit("shared", "x", expiresAt, "create")
           })
         )
         expect(shared.status).toBe("ready")
         const again = yield* RedisStore.makeWithClient(shared, { prefix })
-        expect(yield* again.find("shared")).toEqual(Option.some("x"))
+        expect(yield* again.find("shared")).toEqual(Option.some({ data: "x", expiresAt }))
       }))
 
     it.scoped("ioredis's own keyPrefix and the store's prefix together: find, commit and enumeration agree", () =>

@@ -89,6 +89,11 @@ export interface SqlDialectUnderTest {
   readonly updateVariants?: ReadonlyArray<
     { readonly label: string; readonly layer: (options: SqlStore.Options) => StoreLayer }
   >
+  /**
+   * How the server takes an entry: one `DELETE … RETURNING` (PostgreSQL, SQLite, MariaDB: the
+   * default) or `SELECT … FOR UPDATE` and `DELETE` in a transaction (MySQL, which has no `RETURNING`).
+   */
+  readonly take?: "returning" | "transaction"
   /** The database has row locks (`SELECT … FOR UPDATE`): runs the store-timeout case. */
   readonly rowLocks: boolean
   /**
@@ -249,7 +254,7 @@ export const sqlStoreSuite = (dialect: SqlDialectUnderTest): SqlSuiteTools => {
         const k = key("named")
         yield* named.commit(k, "here", START + 60_000, "create")
         expect(yield* countRows("custom_named_sessions", [k])).toBe(1)
-        expect(yield* named.find(k)).toEqual(Option.some("here"))
+        expect(yield* named.find(k)).toEqual(Option.some({ data: "here", expiresAt: START + 60_000 }))
         expect(yield* expiryIndexes("custom_named_sessions")).toEqual(["custom_named_sessions_expiry_idx"])
       }))
 
@@ -261,7 +266,7 @@ export const sqlStoreSuite = (dialect: SqlDialectUnderTest): SqlSuiteTools => {
         const k = key("qualified")
         yield* qualified.commit(k, "q", START + 60_000, "create")
         expect(yield* countRows("qualified_sessions", [k])).toBe(1)
-        expect(yield* qualified.find(k)).toEqual(Option.some("q"))
+        expect(yield* qualified.find(k)).toEqual(Option.some({ data: "q", expiresAt: START + 60_000 }))
         expect(yield* expiryIndexes("qualified_sessions")).toEqual(["qualified_sessions_expiry_idx"])
       }))
 
@@ -290,9 +295,9 @@ export const sqlStoreSuite = (dialect: SqlDialectUnderTest): SqlSuiteTools => {
         const owned = yield* store({ table: "app_owned_sessions", createTable: false })
         const k = key("owned")
         expect(yield* owned.commit(k, "mine", START + 60_000, "create")).toBe("written")
-        expect(yield* owned.find(k)).toEqual(Option.some("mine"))
+        expect(yield* owned.find(k)).toEqual(Option.some({ data: "mine", expiresAt: START + 60_000 }))
         expect(yield* owned.commit(k, "mine too", START + 60_000, "update")).toBe("written")
-        expect(yield* owned.find(k)).toEqual(Option.some("mine too"))
+        expect(yield* owned.find(k)).toEqual(Option.some({ data: "mine too", expiresAt: START + 60_000 }))
         expect(yield* countRows("app_owned_sessions", [k])).toBe(1)
 
         const missing = yield* store({ table: "never_created_sessions", createTable: false })
@@ -313,9 +318,9 @@ export const sqlStoreSuite = (dialect: SqlDialectUnderTest): SqlSuiteTools => {
           const k = key("same")
           yield* s.commit(k, "same", START + 60_000, "create")
           expect(yield* s.commit(k, "same", START + 60_000, "update")).toBe("written")
-          expect(yield* s.find(k)).toEqual(Option.some("same"))
+          expect(yield* s.find(k)).toEqual(Option.some({ data: "same", expiresAt: START + 60_000 }))
           expect(yield* s.commit(k, "other", START + 60_000, "update")).toBe("written")
-          expect(yield* s.find(k)).toEqual(Option.some("other"))
+          expect(yield* s.find(k)).toEqual(Option.some({ data: "other", expiresAt: START + 60_000 }))
           yield* s.delete(k)
           expect(yield* s.commit(k, "other", START + 60_000, "update")).toBe("gone")
           yield* s.commit(k, "dying", START + 1000, "create")
@@ -323,7 +328,54 @@ export const sqlStoreSuite = (dialect: SqlDialectUnderTest): SqlSuiteTools => {
           expect(yield* s.commit(k, "dying", START + 1000, "update")).toBe("gone")
           expect(yield* s.find(k)).toEqual(Option.none())
         }))
+
+      it.scoped(`a touch to the expiry the row already has is written, not gone${label}`, () =>
+        Effect.gen(function*() {
+          yield* TestClock.setTime(START)
+          const s = yield* store({}, variant.layer)
+          const k = key("touch")
+          yield* s.commit(k, "kept", START + 60_000, "create")
+          expect(yield* s.touch(k, START + 60_000)).toBe("written")
+          expect(yield* s.find(k)).toEqual(Option.some({ data: "kept", expiresAt: START + 60_000 }))
+          expect(yield* s.touch(k, START + 120_000)).toBe("written")
+          expect(yield* s.find(k)).toEqual(Option.some({ data: "kept", expiresAt: START + 120_000 }))
+          yield* s.delete(k)
+          expect(yield* s.touch(k, START + 120_000)).toBe("gone")
+          expect(yield* countRows(TABLE, [k])).toBe(0)
+          yield* s.commit(k, "dying", START + 1000, "create")
+          yield* TestClock.adjust("1 second")
+          expect(yield* s.touch(k, START + 1000)).toBe("gone")
+          expect(yield* s.touch(k, START + 120_000)).toBe("gone")
+          expect(yield* s.find(k)).toEqual(Option.none())
+        }))
     }
+
+    const takeWith = dialect.take ?? "returning"
+    it.scoped(
+      takeWith === "returning"
+        ? "take is one DELETE … RETURNING"
+        : "take locks the row (SELECT … FOR UPDATE) and deletes it in a transaction",
+      () =>
+        Effect.gen(function*() {
+          yield* TestClock.setTime(START)
+          const s = yield* store()
+          const k = key("take")
+          yield* s.commit(k, "taken", START + 60_000, "create")
+          // The first take may ask the server which one it is; the second shows the steady state.
+          yield* s.take(key("warmup"))
+          const { result, statements } = yield* recordingStatements(s.take(k))
+          expect(result).toEqual(Option.some({ data: "taken", expiresAt: START + 60_000 }))
+          const deletes = statementsStartingWith(statements, "DELETE")
+          expect(deletes).toHaveLength(1)
+          if (takeWith === "returning") {
+            expect(deletes[0]).toContain("RETURNING")
+            expect(statements).toHaveLength(1)
+          } else {
+            expect(statements.some((statement) => statement.includes("FOR UPDATE"))).toBe(true)
+          }
+          expect(yield* countRows(TABLE, [k])).toBe(0)
+        })
+    )
 
     it.scoped("keys that are not base64url are never found and never written", () =>
       Effect.gen(function*() {
@@ -331,6 +383,8 @@ export const sqlStoreSuite = (dialect: SqlDialectUnderTest): SqlSuiteTools => {
         const s = yield* store()
         expect(yield* s.find("not a key")).toEqual(Option.none())
         expect(yield* s.commit("é", "x", START + 60_000, "update")).toBe("gone")
+        expect(yield* s.take("not a key")).toEqual(Option.none())
+        expect(yield* s.touch("not a key", START + 60_000)).toBe("gone")
         const error = yield* Effect.flip(s.commit("x".repeat(129), "x", START + 60_000, "create"))
         expect(error.operation).toBe("commit")
         yield* s.delete("not a key")
@@ -391,6 +445,19 @@ export const sqlStoreSuite = (dialect: SqlDialectUnderTest): SqlSuiteTools => {
           expect(error.operation).toBe("commit")
           yield* release
           expect(yield* s.commit(k, "y", now + 60_000, "update")).toBe("written")
+          expect(yield* s.take(k)).toEqual(Option.some({ data: "y", expiresAt: now + 60_000 }))
+          // take and touch are bounded the same way. Each on a row of its own: what a timed-out
+          // call did is unknown (MariaDB, unlike PostgreSQL, still runs the statement once the
+          // lock is free), so those rows are not looked at again.
+          for (const operation of ["touch", "take"] as const) {
+            const locked = key(operation)
+            yield* s.commit(locked, "x", now + 60_000, "create")
+            yield* holdRowLock(TABLE, locked)
+            const call: Effect.Effect<unknown, SessionStoreError> = operation === "take"
+              ? s.take(locked)
+              : s.touch(locked, now + 120_000)
+            expect(yield* Effect.flip(call)).toMatchObject({ reason: "Timeout", operation })
+          }
         }))
     }
 

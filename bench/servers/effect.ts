@@ -63,7 +63,7 @@ const bare = () => {
 }
 
 /** Calls made to the store, and requests served by the three measured routes. */
-const stats = { requests: 0, find: 0, commit: 0, delete: 0 }
+const stats = { requests: 0, find: 0, commit: 0, take: 0, touch: 0, delete: 0 }
 
 const CountingStore = Layer.effect(
   SessionStore,
@@ -71,6 +71,8 @@ const CountingStore = Layer.effect(
     find: (key) => Effect.suspend(() => (stats.find++, store.find(key))),
     commit: (key, data, expiresAt, mode) =>
       Effect.suspend(() => (stats.commit++, store.commit(key, data, expiresAt, mode))),
+    take: (key) => Effect.suspend(() => (stats.take++, store.take(key))),
+    touch: (key, expiresAt) => Effect.suspend(() => (stats.touch++, store.touch(key, expiresAt))),
     delete: (key) => Effect.suspend(() => (stats.delete++, store.delete(key))),
     all: store.all
   }))
@@ -83,7 +85,7 @@ const withSession = async () => {
     process.exit(3)
   }
   let logins = prefill
-  const count = (effect: Effect.Effect<HttpServerResponse.HttpServerResponse, never, Session>) =>
+  const count = <E>(effect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, Session>) =>
     counting ? Effect.zipRight(Effect.sync(() => stats.requests++), effect) : effect
   const router = HttpRouter.empty.pipe(
     HttpRouter.get(
@@ -127,6 +129,8 @@ const withSession = async () => {
         stats.requests =
           stats.find =
           stats.commit =
+          stats.take =
+          stats.touch =
           stats.delete =
             0
         return HttpServerResponse.text("ok")

@@ -11,11 +11,12 @@
  *   payload and checked on every read. An expired entry stays in the backing store until it is
  *   read (a read removes it) or overwritten; a session that is never presented again stays
  *   until you clear the store (for the file-system layer, delete old files in its directory).
- * - **Update-if-present is check-then-set.** An `"update"` reads the entry and writes it only if
- *   it is still live. This store serialises the writes of each key in its own process, so that
- *   is atomic within one process; two processes sharing one backing store can race (a logout in
- *   one process may be overwritten by a late commit in the other). Use one process per store, or a
- *   store with atomic conditional writes (Redis, SQL, LMDB).
+ * - **Update-if-present is check-then-set.** An `"update"` and a `touch` read the entry and write
+ *   it only if it is still live; a `take` reads it and removes it. This store serialises these
+ *   (and `delete`) per key in its own process, so each is atomic within one process; two
+ *   processes sharing one backing store can race (a logout in one process may be overwritten by a
+ *   late commit in the other, or one session taken twice). Use one process per store, or a store
+ *   with atomic conditional writes (Redis, SQL, LMDB).
  * - **Torn reads.** The file-system layer writes a file in place, so a read racing a write can
  *   see half a file. Entries carry their payload's length, a torn read never decodes, and it is
  *   read again (up to three times) before the entry counts as absent.
@@ -112,7 +113,7 @@ export const make = (
         Effect.gen(function*() {
           const entry = yield* read("find", key)
           const now = yield* Clock.currentTimeMillis
-          if (entry === undefined || Envelope.isLive(entry, now)) return Envelope.liveData(entry, now)
+          if (entry === undefined || Envelope.isLive(entry, now)) return Envelope.liveEntry(entry, now)
           // Expired: nothing sweeps a KeyValueStore, so the read that finds it removes it.
           yield* mutex.withLock(key)(
             Effect.flatMap(
@@ -132,6 +133,26 @@ export const make = (
             yield* Effect.mapError(
               backing.set(prefix + key, Envelope.encode(data, expiresAt)),
               Errors.fromKeyValueStore("commit")
+            )
+            return "written" as const
+          })
+        ),
+      take: (key) =>
+        mutex.withLock(key)(
+          Effect.gen(function*() {
+            const entry = Envelope.liveEntry(yield* read("take", key), yield* Clock.currentTimeMillis)
+            if (Option.isSome(entry)) yield* remove("take", key)
+            return entry
+          })
+        ),
+      touch: (key, expiresAt) =>
+        mutex.withLock(key)(
+          Effect.gen(function*() {
+            const current = yield* read("touch", key)
+            if (!Envelope.isLive(current, yield* Clock.currentTimeMillis)) return "gone" as const
+            yield* Effect.mapError(
+              backing.set(prefix + key, Envelope.encode(current.data, expiresAt)),
+              Errors.fromKeyValueStore("touch")
             )
             return "written" as const
           })

@@ -5,10 +5,10 @@
  *
  * LevelDB allows one process per database (it holds a `LOCK` file; a second process fails to
  * open it) and has no conditional write. This store is therefore the only writer, and it
- * serialises the writes of each key in process: an `"update"` reads and writes its key under
- * that key's lock, so a session deleted or expired meanwhile is never re-created. Every write
- * is one atomic LevelDB batch of the entry and its expiry index key, so the background sweep
- * reads only what has expired.
+ * serialises the writes of each key in process: an `"update"`, a `take` and a `touch` read and
+ * write their key under that key's lock, so a session deleted or expired meanwhile is never
+ * re-created and one `take` at most gets an entry. Every write is one atomic LevelDB batch of
+ * the entry and its expiry index key, so the background sweep reads only what has expired.
  *
  * @since 0.1.0
  */
@@ -153,6 +153,19 @@ export const make = (
       return operations
     }
 
+    // Writes `data` until `expiresAt` in place of `previous`, with the index key moved along.
+    const replacement = (key: string, previous: Envelope.Envelope | undefined, data: string, expiresAt: number) => {
+      const operations: Array<Level.BatchOperation<typeof db, string, string>> = []
+      if (previous !== undefined) {
+        operations.push({ type: "del", sublevel: index, key: indexKey(key, previous.expiresAt) })
+      }
+      operations.push(
+        { type: "put", sublevel: entries, key, value: Envelope.encode(data, expiresAt) },
+        { type: "put", sublevel: index, key: indexKey(key, expiresAt), value: "" }
+      )
+      return operations
+    }
+
     // Reads one page from a fresh iterator and closes it: no iterator outlives a page.
     const readPage = <V>(
       operation: SessionStoreError["operation"],
@@ -248,22 +261,33 @@ export const make = (
 
     const store: LevelDbStore = {
       path: options.path,
-      find: (key) => Effect.zipWith(get("find", key), Clock.currentTimeMillis, Envelope.liveData),
+      find: (key) => Effect.zipWith(get("find", key), Clock.currentTimeMillis, Envelope.liveEntry),
       commit: (key, data, expiresAt, mode) =>
         mutex.withLock(key)(
           Effect.gen(function*() {
             const previous = yield* get("commit", key)
             const now = yield* Clock.currentTimeMillis
             if (mode === "update" && !Envelope.isLive(previous, now)) return "gone" as const
-            const operations: Array<Level.BatchOperation<typeof db, string, string>> = []
-            if (previous !== undefined) {
-              operations.push({ type: "del", sublevel: index, key: indexKey(key, previous.expiresAt) })
-            }
-            operations.push(
-              { type: "put", sublevel: entries, key, value: Envelope.encode(data, expiresAt) },
-              { type: "put", sublevel: index, key: indexKey(key, expiresAt), value: "" }
-            )
-            yield* batch("commit", operations)
+            yield* batch("commit", replacement(key, previous, data, expiresAt))
+            return "written" as const
+          })
+        ),
+      take: (key) =>
+        mutex.withLock(key)(
+          Effect.gen(function*() {
+            const previous = yield* get("take", key)
+            const live = Envelope.liveEntry(previous, yield* Clock.currentTimeMillis)
+            if (Option.isSome(live)) yield* batch("take", removal(key, previous))
+            return live
+          })
+        ),
+      touch: (key, expiresAt) =>
+        mutex.withLock(key)(
+          Effect.gen(function*() {
+            const previous = yield* get("touch", key)
+            const now = yield* Clock.currentTimeMillis
+            if (!Envelope.isLive(previous, now)) return "gone" as const
+            yield* batch("touch", replacement(key, previous, previous.data, expiresAt))
             return "written" as const
           })
         ),

@@ -6,8 +6,8 @@
  *
  * Each entry holds the payload and its expiry; a second database indexes the entries by expiry,
  * so the background sweep reads only what has expired. Every write is one LMDB transaction, so
- * an `"update"` that finds its entry deleted or expired writes nothing, even against another
- * process.
+ * an `"update"` or a `touch` that finds its entry deleted or expired writes nothing, and of
+ * concurrent `take`s one at most gets the entry, even against another process.
  *
  * @since 0.1.0
  */
@@ -200,7 +200,7 @@ export const make = (options: Options): Effect.Effect<LmdbStore, SessionStoreErr
       find: (key) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) =>
           Effect.try({
-            try: () => Envelope.liveData(Envelope.decode(entries.get(key)), now),
+            try: () => Envelope.liveEntry(Envelope.decode(entries.get(key)), now),
             catch: Errors.fromLmdb("find")
           })),
       commit: (key, data, expiresAt, mode) =>
@@ -209,6 +209,22 @@ export const make = (options: Options): Effect.Effect<LmdbStore, SessionStoreErr
             const previous = Envelope.decode(entries.get(key))
             if (mode === "update" && !Envelope.isLive(previous, now)) return "gone"
             write(key, previous, data, expiresAt)
+            return "written"
+          })),
+      take: (key) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          transaction("take", () => {
+            const previous = Envelope.decode(entries.get(key))
+            const live = Envelope.liveEntry(previous, now)
+            if (Option.isSome(live)) remove(key, previous)
+            return live
+          })),
+      touch: (key, expiresAt) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          transaction("touch", (): CommitResult => {
+            const previous = Envelope.decode(entries.get(key))
+            if (!Envelope.isLive(previous, now)) return "gone"
+            write(key, previous, previous.data, expiresAt)
             return "written"
           })),
       delete: (key) =>

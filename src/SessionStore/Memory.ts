@@ -2,6 +2,17 @@
  * The in-memory store: the embedded default. Fast and needs no setup; sessions are lost when
  * the process stops and are not shared between processes.
  *
+ * Every operation on one key is a single synchronous step (JavaScript runs one at a time), so
+ * `"update"`, `take` and `touch` are atomic without locks.
+ *
+ * **The entry cap** (`maxEntries`) bounds memory against a flood of new sessions, and cannot be
+ * turned against sessions that already exist: only a `"create"` of a key not held counts against
+ * it. When the store is full, such a create first drops the expired entries (a sweep, shared by
+ * concurrent creates and run only when some entry may have expired), and if the store is still
+ * full it fails with `SessionStoreError` (reason `Unavailable`, detail `"memory store full"`).
+ * Nothing is ever evicted to make room: eviction would let whoever creates sessions fastest log
+ * everyone else out. Existing sessions keep being read, updated, touched, taken and deleted.
+ *
  * @since 0.1.0
  */
 import * as Clock from "effect/Clock"
@@ -17,7 +28,8 @@ import * as InternalOptions from "../internal/options.js"
 import { provideBoth } from "../internal/storeLayer.js"
 import * as Sweeper from "../internal/sweeper.js"
 import type { SessionConfigError } from "../SessionConfigError.js"
-import type { SessionStore, StoredSession } from "../SessionStore.js"
+import type { SessionStore, StoredEntry, StoredSession } from "../SessionStore.js"
+import { SessionStoreError } from "../SessionStore.js"
 
 /**
  * @since 0.1.0
@@ -28,6 +40,15 @@ export interface Options {
   readonly cleanupInterval?: Duration.DurationInput | undefined
   /** Entries examined per sweep step before the event loop gets a turn. Default 10,000. */
   readonly sweepBatchSize?: number | undefined
+  /**
+   * The most entries held (expired ones until swept included); a `"create"` of a new key beyond
+   * it fails with `Unavailable` (see the module's documentation). Default 1,000,000: at a few
+   * hundred bytes per session (43-character key, map slot, entry, encoded payload) that is well
+   * under a gigabyte, inside Node's default heap limit on 64-bit systems, so a flood of new
+   * sessions is refused with a typed error instead of crashing the process (which would log
+   * every user out). Raise it with the heap (`--max-old-space-size`), or use a shared store.
+   */
+  readonly maxEntries?: number | undefined
 }
 
 /**
@@ -55,7 +76,9 @@ export const MemoryStore: Context.Tag<MemoryStore, MemoryStore> = Context.Generi
 )
 
 // Payloads are stored encoded (strings), so nothing a handler holds can change stored state.
-class Entry {
+// `find` and `take` hand out the entry itself (no copy on the hot path): it is never mutated,
+// a write replaces it.
+class Entry implements StoredEntry {
   constructor(readonly data: string, readonly expiresAt: number) {}
 }
 
@@ -84,12 +107,34 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, SessionC
       for (const shard of shards) yield* shard
     }
     const batchSize = yield* InternalOptions.positiveInteger("sweepBatchSize", options.sweepBatchSize, 10_000)
+    const maxEntries = yield* InternalOptions.positiveInteger("maxEntries", options.maxEntries, 1_000_000)
     const interval = yield* InternalOptions.duration("cleanupInterval", options.cleanupInterval, "1 minute", {
       allowZero: true
     })
 
-    const sweep: Effect.Effect<number> = Effect.gen(function*() {
+    const count = (): number => {
+      let size = 0
+      for (const shard of shards) size += shard.size
+      return size
+    }
+
+    // No entry held expires before `earliestExpiry` (a lower bound: every write lowers it, a
+    // completed sweep sets it exactly), so a full store knows without a scan whether a sweep
+    // could make room, and a flood of creates against a full store costs no sweeps.
+    let earliestExpiry = Infinity
+    // Writes during a sweep, which may land in shards the sweep has already passed.
+    let sweeping = false
+    let earliestWrittenDuringSweep = Infinity
+    const noteExpiry = (expiresAt: number): void => {
+      if (expiresAt < earliestExpiry) earliestExpiry = expiresAt
+      if (sweeping && expiresAt < earliestWrittenDuringSweep) earliestWrittenDuringSweep = expiresAt
+    }
+
+    const sweepOnce: Effect.Effect<number> = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
+      sweeping = true
+      earliestWrittenDuringSweep = Infinity
+      let earliestKept = Infinity
       let deleted = 0
       let examined = 0
       // Map iterators tolerate deletion and insertion while iterating. Iterating keys, not
@@ -97,39 +142,90 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, SessionC
       for (const shard of shards) {
         for (const key of shard.keys()) {
           const entry = shard.get(key)
-          if (entry !== undefined && entry.expiresAt <= now) {
-            shard.delete(key)
-            deleted++
+          if (entry !== undefined) {
+            if (entry.expiresAt <= now) {
+              shard.delete(key)
+              deleted++
+            } else if (entry.expiresAt < earliestKept) {
+              earliestKept = entry.expiresAt
+            }
           }
           if (++examined % batchSize === 0) yield* yieldToEventLoop
         }
       }
+      earliestExpiry = Math.min(earliestKept, earliestWrittenDuringSweep)
       return deleted
-    })
+    }).pipe(Effect.ensuring(Effect.sync(() => {
+      sweeping = false
+    })))
+
+    // One sweep at a time: the background one and those of creates that found the store full.
+    const sweepLock = yield* Effect.makeSemaphore(1)
+    const sweep: Effect.Effect<number> = sweepLock.withPermits(1)(sweepOnce)
 
     yield* Sweeper.start("memory store", interval, sweep)
+
+    const full = () =>
+      new SessionStoreError({ reason: "Unavailable", operation: "commit", detail: "memory store full" })
+
+    // A create of a new key while the store is full: sweep if some entry may have expired (a
+    // create that waited for another's sweep finds nothing left to sweep), then check again.
+    const createWhenFull = (key: string, data: string, expiresAt: number) =>
+      Effect.zipRight(
+        sweepLock.withPermits(1)(
+          Effect.clockWith((clock) =>
+            earliestExpiry <= clock.unsafeCurrentTimeMillis() && count() >= maxEntries ? sweepOnce : Effect.void
+          )
+        ),
+        Effect.suspend(() => {
+          const shard = shardOf(key)
+          if (!shard.has(key) && count() >= maxEntries) return Effect.fail(full())
+          shard.set(key, new Entry(data, expiresAt))
+          noteExpiry(expiresAt)
+          return Effect.succeed("written" as const)
+        })
+      )
+
+    // The live entry under `key` at `now`, or undefined.
+    const live = (shard: Map<string, Entry>, key: string, now: number): Entry | undefined => {
+      const entry = shard.get(key)
+      return entry === undefined || entry.expiresAt <= now ? undefined : entry
+    }
 
     const store: MemoryStore = {
       // `clockWith` + `unsafeCurrentTimeMillis`: the Clock service's time in one step (hot path).
       find: (key) =>
         Effect.clockWith((clock) => {
-          const entry = shardOf(key).get(key)
-          return Effect.succeed(
-            entry === undefined || entry.expiresAt <= clock.unsafeCurrentTimeMillis()
-              ? Option.none()
-              : Option.some(entry.data)
-          )
+          const entry = live(shardOf(key), key, clock.unsafeCurrentTimeMillis())
+          return Effect.succeed(entry === undefined ? Option.none() : Option.some(entry))
         }),
       commit: (key, data, expiresAt, mode) =>
         Effect.clockWith((clock) => {
           const shard = shardOf(key)
           if (mode === "update") {
-            const current = shard.get(key)
-            if (current === undefined || current.expiresAt <= clock.unsafeCurrentTimeMillis()) {
-              return Effect.succeed("gone" as const)
-            }
+            if (live(shard, key, clock.unsafeCurrentTimeMillis()) === undefined) return Effect.succeed("gone" as const)
+          } else if (!shard.has(key) && count() >= maxEntries) {
+            return createWhenFull(key, data, expiresAt)
           }
           shard.set(key, new Entry(data, expiresAt))
+          noteExpiry(expiresAt)
+          return Effect.succeed("written" as const)
+        }),
+      take: (key) =>
+        Effect.clockWith((clock) => {
+          const shard = shardOf(key)
+          const entry = live(shard, key, clock.unsafeCurrentTimeMillis())
+          if (entry === undefined) return Effect.succeed(Option.none())
+          shard.delete(key)
+          return Effect.succeed(Option.some(entry))
+        }),
+      touch: (key, expiresAt) =>
+        Effect.clockWith((clock) => {
+          const shard = shardOf(key)
+          const entry = live(shard, key, clock.unsafeCurrentTimeMillis())
+          if (entry === undefined) return Effect.succeed("gone" as const)
+          shard.set(key, new Entry(entry.data, expiresAt))
+          noteExpiry(expiresAt)
           return Effect.succeed("written" as const)
         }),
       delete: (key) =>
@@ -143,13 +239,7 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, SessionC
             Stream.map(([key, entry]) => ({ key, data: entry.data, expiresAt: entry.expiresAt }))
           ))
       ),
-      size: Effect.sync(() => {
-        let size = 0
-        for (const shard of shards) {
-          size += shard.size
-        }
-        return size
-      }),
+      size: Effect.sync(count),
       sweep
     }
     return store

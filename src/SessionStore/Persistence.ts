@@ -14,10 +14,11 @@
  *   fails with `SessionStoreError` reason `Unsupported`.
  * - **No sweep.** Nothing here sweeps. Redis expires keys itself; the memory and LMDB backings
  *   keep an expired entry until it is read or overwritten.
- * - **No compare-and-set.** An `"update"` reads the entry and writes it only if it is still live.
- *   This store serialises the writes of each key in its own process, so that is atomic within one
- *   process; processes sharing one backing store (Redis, or an LMDB file) can race, and a late
- *   commit in one may re-create a session another just logged out. The dedicated stores
+ * - **No compare-and-set.** An `"update"` and a `touch` read the entry and write it only if it is
+ *   still live; a `take` reads it and removes it. This store serialises these (and `delete`) per
+ *   key in its own process, so each is atomic within one process; processes sharing one backing
+ *   store (Redis, or an LMDB file) can race, and a late commit in one may re-create a session
+ *   another just logged out (or both may take one session). The dedicated stores
  *   (`SessionStore/Redis`, `SessionStore/Lmdb`) write conditionally and have no such race.
  *
  * @since 0.1.0
@@ -94,8 +95,19 @@ export const make = (
       Effect.zipWith(
         Effect.mapError(persistence.get(key), Errors.fromPersistence(operation)),
         Clock.currentTimeMillis,
-        (value, now) => Option.flatMap(value, (raw) => Envelope.liveData(Envelope.decode(raw), now))
+        (value, now) => Option.flatMap(value, (raw) => Envelope.liveEntry(Envelope.decode(raw), now))
       )
+
+    // Writes `data` until `expiresAt` with the matching time-to-live.
+    const write = (operation: SessionStoreError["operation"], key: string, data: string, expiresAt: number) =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const timeToLive = expiresAt - now
+        // Already expired: storing it would only leave garbage (and Redis rejects a zero TTL).
+        return (timeToLive <= 0
+          ? persistence.remove(key)
+          : persistence.set(key, Envelope.encode(data, expiresAt), Option.some(Duration.millis(timeToLive))))
+          .pipe(Effect.mapError(Errors.fromPersistence(operation)))
+      })
 
     const store: PersistenceAdapter = {
       find: (key) => read("find", key),
@@ -103,12 +115,26 @@ export const make = (
         mutex.withLock(key)(
           Effect.gen(function*() {
             if (mode === "update" && Option.isNone(yield* read("commit", key))) return "gone" as const
-            const timeToLive = expiresAt - (yield* Clock.currentTimeMillis)
-            // Already expired: storing it would only leave garbage (and Redis rejects a zero TTL).
-            yield* (timeToLive <= 0
-              ? persistence.remove(key)
-              : persistence.set(key, Envelope.encode(data, expiresAt), Option.some(Duration.millis(timeToLive))))
-              .pipe(Effect.mapError(Errors.fromPersistence("commit")))
+            yield* write("commit", key, data, expiresAt)
+            return "written" as const
+          })
+        ),
+      take: (key) =>
+        mutex.withLock(key)(
+          Effect.gen(function*() {
+            const entry = yield* read("take", key)
+            if (Option.isSome(entry)) {
+              yield* Effect.mapError(persistence.remove(key), Errors.fromPersistence("take"))
+            }
+            return entry
+          })
+        ),
+      touch: (key, expiresAt) =>
+        mutex.withLock(key)(
+          Effect.gen(function*() {
+            const current = yield* read("touch", key)
+            if (Option.isNone(current)) return "gone" as const
+            yield* write("touch", key, current.value.data, expiresAt)
             return "written" as const
           })
         ),

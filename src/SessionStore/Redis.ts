@@ -5,9 +5,10 @@
  *
  * Each session is one Redis string, `<prefix><key>`, holding `<expiresAt>:<length>:<payload>` and
  * carrying the same expiry as its TTL: Redis drops expired sessions by itself, so this store
- * needs no sweep. The expiry kept in the value is what `find` and updates check against
- * `Clock`, so an entry is never returned at or after its expiry even if Redis has not dropped
- * it yet (clocks of app servers and Redis may differ by a little).
+ * needs no sweep. The expiry kept in the value is what `find`, `take`, `touch` and updates check
+ * against `Clock`, so an entry is never returned at or after its expiry even if Redis has not
+ * dropped it yet (clocks of app servers and Redis may differ by a little). Updates, `take` and
+ * `touch` are Lua scripts on the session's one key, so they are atomic and work on a Cluster.
  *
  * @since 0.1.0
  */
@@ -15,7 +16,7 @@ import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Redacted from "effect/Redacted"
@@ -25,6 +26,8 @@ import type { Cluster, Redis, RedisOptions } from "ioredis"
 import * as Envelope from "../internal/envelope.js"
 import * as Errors from "../internal/errors.js"
 import * as InternalOptions from "../internal/options.js"
+import { promiseWithTimeout } from "../internal/promiseTimeout.js"
+import * as Redact from "../internal/redact.js"
 import * as InternalRedis from "../internal/redis.js"
 import { provideBoth } from "../internal/storeLayer.js"
 import type { SessionConfigError } from "../SessionConfigError.js"
@@ -105,13 +108,26 @@ export const failFastOptions: RedisOptions = InternalRedis.failFastOptions
  */
 export const failFastClusterOptions = InternalRedis.failFastClusterOptions
 
-// Reads the expiry before the envelope's first colon (see internal/envelope.ts).
-const UPDATE_SCRIPT = `
+// Every script reads the envelope (internal/envelope.ts) with `envelope`: the expiry, where the
+// length starts, or nil for a value that is not one (absent, foreign or torn). The length
+// counts UTF-16 code units: one per UTF-8 sequence, two for a four-byte one.
+const ENVELOPE = `
+local function envelope(value)
+  if not value then return nil end
+  local expiresAt, lengthStart, length, payloadStart = string.match(value, "^(%d+):()(%d+):()")
+  if not expiresAt or #expiresAt > 16 or #length > 16 then return nil end
+  local payload = string.sub(value, payloadStart)
+  local _, continuations = string.gsub(payload, "[\\128-\\191]", "")
+  local _, fourByteLeads = string.gsub(payload, "[\\240-\\247]", "")
+  if #payload - continuations + fourByteLeads ~= tonumber(length) then return nil end
+  return tonumber(expiresAt), lengthStart
+end
+`
+
+// KEYS[1], ARGV: value, now, ttl. Replaces a live entry (an expiry already past deletes it): 1, or 0.
+const UPDATE_SCRIPT = `${ENVELOPE}
 local current = redis.call("GET", KEYS[1])
-if not current then return 0 end
-local separator = string.find(current, ":", 1, true)
-if not separator then return 0 end
-local expiresAt = tonumber(string.sub(current, 1, separator - 1))
+local expiresAt = envelope(current)
 if not expiresAt or expiresAt <= tonumber(ARGV[2]) then return 0 end
 if tonumber(ARGV[3]) <= 0 then
   redis.call("DEL", KEYS[1])
@@ -121,14 +137,50 @@ end
 return 1
 `
 
+// KEYS[1], ARGV: now. Deletes an entry of ours and returns it if it was live; an expired one
+// Redis has not dropped yet is deleted and not returned, a foreign value is left alone.
+const TAKE_SCRIPT = `${ENVELOPE}
+local current = redis.call("GET", KEYS[1])
+local expiresAt = envelope(current)
+if not expiresAt then return false end
+redis.call("DEL", KEYS[1])
+if expiresAt <= tonumber(ARGV[1]) then return false end
+return current
+`
+
+// KEYS[1], ARGV: now, new expiry, ttl. Rewrites only the expiry in front of a live entry (the
+// length and payload bytes are kept as they are) and its PX (an expiry already past deletes
+// it): 1, or 0 when there is no live entry.
+const TOUCH_SCRIPT = `${ENVELOPE}
+local current = redis.call("GET", KEYS[1])
+local expiresAt, lengthStart = envelope(current)
+if not expiresAt or expiresAt <= tonumber(ARGV[1]) then return 0 end
+if tonumber(ARGV[3]) <= 0 then
+  redis.call("DEL", KEYS[1])
+else
+  redis.call("SET", KEYS[1], ARGV[2] .. ":" .. string.sub(current, lengthStart), "PX", ARGV[3], "XX")
+end
+return 1
+`
+
+// Defined on the client with `defineCommand` (EVALSHA, falling back to EVAL on every node).
+const SCRIPTS = {
+  effectSessionUpdate: UPDATE_SCRIPT,
+  effectSessionTake: TAKE_SCRIPT,
+  effectSessionTouch: TOUCH_SCRIPT
+} as const
+
 interface ScriptCommands {
   effectSessionUpdate(key: string, value: string, now: number, ttl: number): Promise<number>
+  effectSessionTake(key: string, now: number): Promise<string | null>
+  effectSessionTouch(key: string, now: number, expiresAt: number, ttl: number): Promise<number>
 }
 
 /**
- * Makes a store on a client the caller owns: the store defines one Lua command on it
- * (`effectSessionUpdate`) and never closes it. For commands to fail fast while Redis is down,
- * create the client with `failFastOptions` (or `failFastClusterOptions`).
+ * Makes a store on a client the caller owns: the store defines three Lua commands on it
+ * (`effectSessionUpdate`, `effectSessionTake`, `effectSessionTouch`) and never closes it. For
+ * commands to fail fast while Redis is down, create the client with `failFastOptions` (or
+ * `failFastClusterOptions`).
  *
  * @since 0.1.0
  * @category constructors
@@ -149,23 +201,51 @@ export const makeWithClient = (
     yield* InternalRedis.logConnectionEvents(client, "the Redis session store")
     yield* InternalRedis.awaitReady(client, openTimeout).pipe(
       Effect.mapError(({ cause, reason }) =>
-        new SessionStoreError({ reason, operation: "open", cause, detail: InternalRedis.describe(cause) })
+        new SessionStoreError({
+          reason,
+          operation: "open",
+          cause: Redact.scrub(cause),
+          detail: InternalRedis.describe(cause)
+        })
       )
     )
-    if (!("effectSessionUpdate" in client)) {
-      client.defineCommand("effectSessionUpdate", { numberOfKeys: 1, lua: UPDATE_SCRIPT })
+    for (const [name, lua] of Object.entries(SCRIPTS)) {
+      if (!(name in client)) client.defineCommand(name, { numberOfKeys: 1, lua })
     }
     const scripts = client as unknown as ScriptCommands
 
-    // An interrupted command is harmless: ioredis still reads its reply, in order, and drops it.
+    // A command past its timeout is harmless: ioredis still reads its reply, in order, and drops it.
+    const timeoutMillis = Duration.toMillis(timeout)
     const run = <A>(operation: SessionStoreError["operation"], evaluate: () => Promise<A>) =>
-      Errors.withTimeout(operation, timeout)(Effect.tryPromise({ try: evaluate, catch: Errors.fromRedis(operation) }))
+      promiseWithTimeout(evaluate, {
+        timeoutMillis,
+        onTimeout: () => Errors.timeoutError(operation, timeout),
+        onError: Errors.fromRedis(operation)
+      })
 
     const find: RedisStore["find"] = (key) =>
       Effect.flatMap(
         run("find", () => client.get(prefix + key)),
-        (raw) => Effect.map(Clock.currentTimeMillis, (now) => Envelope.liveData(Envelope.decode(raw), now))
+        (raw) => Effect.map(Clock.currentTimeMillis, (now) => Envelope.liveEntry(Envelope.decode(raw), now))
       )
+
+    // Atomic: of concurrent takes, updates and deletes of the key, one take at most gets the entry.
+    // A take cut short by the timeout may still have removed it: the session is lost, never doubled.
+    const take: RedisStore["take"] = (key) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const raw = yield* run("take", () => scripts.effectSessionTake(prefix + key, now))
+        return Envelope.liveEntry(Envelope.decode(raw), now)
+      })
+
+    const touch: RedisStore["touch"] = (key, expiresAt) =>
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const ttl = Math.ceil(expiresAt - now)
+        const stored = Envelope.storedExpiry(expiresAt)
+        const written = yield* run("touch", () => scripts.effectSessionTouch(prefix + key, now, stored, ttl))
+        return written === 1 ? "written" : "gone"
+      })
 
     const commit: RedisStore["commit"] = (key, data, expiresAt, mode) =>
       Effect.gen(function*() {
@@ -231,7 +311,7 @@ export const makeWithClient = (
       Stream.flattenIterables
     )
 
-    return { find, commit, delete: del, all, prefix }
+    return { find, commit, take, touch, delete: del, all, prefix }
   })
 
 /**

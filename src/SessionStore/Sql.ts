@@ -8,6 +8,11 @@
  * `expiry` (epoch milliseconds, indexed). Expiry is compared with the time from `Clock`, never
  * the database's `NOW()`, so application and database clocks need not agree.
  *
+ * An `"update"` and a `touch` change only a row that is present and unexpired, in one `UPDATE`.
+ * A `take` is one `DELETE … RETURNING` on PostgreSQL, SQLite (3.35+) and MariaDB; MySQL has no
+ * `RETURNING`, so there it locks the row (`SELECT … FOR UPDATE`) and deletes it in a transaction.
+ * Which of the two servers answers the `mysql` dialect is asked once (`SELECT VERSION()`).
+ *
  * @since 0.1.0
  */
 import * as SqlClient from "@effect/sql/SqlClient"
@@ -28,7 +33,7 @@ import * as InternalOptions from "../internal/options.js"
 import { provideBoth } from "../internal/storeLayer.js"
 import * as Sweeper from "../internal/sweeper.js"
 import type { SessionConfigError } from "../SessionConfigError.js"
-import type { CommitMode, CommitResult, StoredSession } from "../SessionStore.js"
+import type { CommitMode, CommitResult, StoredEntry, StoredSession } from "../SessionStore.js"
 import { SessionStore, SessionStoreError } from "../SessionStore.js"
 
 /**
@@ -56,7 +61,9 @@ export interface Options {
   readonly pageSize?: number | undefined
   /**
    * Longest wait for one database call before it fails with a `Timeout` store error (so a hung
-   * connection cannot hold a request forever). Default `"10 seconds"`; `0` disables it.
+   * connection cannot hold a request forever). Default `"10 seconds"`; `0` disables it. What a
+   * call that timed out did is unknown: PostgreSQL cancels its statement, but MySQL/MariaDB may
+   * still run it once it gets its row lock (a timed-out `take` may still remove the entry).
    */
   readonly timeout?: Duration.DurationInput | undefined
 }
@@ -205,14 +212,20 @@ export const make = (
       yield* run("open", Effect.asVoid(create))
     }
 
-    const find = (key: string): Effect.Effect<Option.Option<string>, SessionStoreError> =>
+    const entryOf = (row: Pick<Row, "data" | "expiry">): StoredEntry => ({
+      data: text(row.data),
+      expiresAt: Number(row.expiry)
+    })
+
+    const find = (key: string): Effect.Effect<Option.Option<StoredEntry>, SessionStoreError> =>
       KEY.test(key)
         ? Effect.flatMap(Clock.currentTimeMillis, (now) =>
           run(
             "find",
             Effect.map(
-              sql<Pick<Row, "data">>`SELECT data FROM ${table} WHERE token = ${key} AND expiry > ${now}`,
-              (rows) => rows.length === 0 ? Option.none() : Option.some(text(rows[0].data))
+              sql<Pick<Row, "data" | "expiry">>`SELECT data, expiry FROM ${table}
+                WHERE token = ${key} AND expiry > ${now}`,
+              (rows) => rows.length === 0 ? Option.none() : Option.some(entryOf(rows[0]))
             )
           ))
         : Effect.succeed(Option.none())
@@ -227,28 +240,33 @@ export const make = (
               ON CONFLICT (token) DO UPDATE SET data = excluded.data, expiry = excluded.expiry`
       ).pipe(Effect.as<CommitResult>("written"))
 
+    // MySQL counts changed rows, not matched ones, unless the client sets CLIENT_FOUND_ROWS
+    // (mysql2 does by default): an update that writes what is already there may report 0. Then
+    // `unchanged` (a select of the row as the update would have left it) tells that apart from
+    // a missing or expired row.
+    const mysqlUpdate = (
+      operation: Operation,
+      statement: Effect.Effect<unknown, SqlError.SqlError>,
+      unchanged: Effect.Effect<ReadonlyArray<unknown>, SqlError.SqlError>
+    ): Effect.Effect<CommitResult, SessionStoreError> =>
+      Effect.gen(function*() {
+        const affected = affectedRowsOf(yield* run(operation, statement))
+        if (affected !== undefined && affected > 0) return "written" as const
+        return (yield* run(operation, unchanged)).length > 0 ? "written" as const : "gone" as const
+      })
+
     // Only a row that is present and unexpired is updated, in one statement: a session deleted
     // or renewed away meanwhile is never re-created.
     const update = (key: string, data: string, expiresAt: number) =>
       Effect.flatMap(Clock.currentTimeMillis, (now) =>
         dialect === "mysql"
-          ? Effect.gen(function*() {
-            const raw = yield* run(
-              "commit",
-              sql`UPDATE ${table} SET data = ${data}, expiry = ${expiresAt}
-                WHERE token = ${key} AND expiry > ${now}`.raw
-            )
-            const affected = affectedRowsOf(raw)
-            if (affected !== undefined && affected > 0) return "written" as const
-            // Without CLIENT_FOUND_ROWS MySQL counts changed rows, not matched ones: an update
-            // that writes what is already there reports 0. Tell that apart from a missing row.
-            const same = yield* run(
-              "commit",
-              sql`SELECT 1 AS found FROM ${table}
-                WHERE token = ${key} AND expiry > ${now} AND expiry = ${expiresAt} AND data = ${data}`
-            )
-            return same.length > 0 ? "written" as const : "gone" as const
-          })
+          ? mysqlUpdate(
+            "commit",
+            sql`UPDATE ${table} SET data = ${data}, expiry = ${expiresAt}
+              WHERE token = ${key} AND expiry > ${now}`.raw,
+            sql`SELECT 1 AS found FROM ${table}
+              WHERE token = ${key} AND expiry > ${now} AND expiry = ${expiresAt} AND data = ${data}`
+          )
           : Effect.map(
             run(
               "commit",
@@ -257,6 +275,69 @@ export const make = (
             ),
             (rows) => rows.length > 0 ? "written" as const : "gone" as const
           ))
+
+    // The same guard as `update`, on the expiry alone: the payload is never rewritten.
+    const touch = (key: string, expiresAt: number): Effect.Effect<CommitResult, SessionStoreError> =>
+      KEY.test(key)
+        ? Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          dialect === "mysql"
+            ? mysqlUpdate(
+              "touch",
+              sql`UPDATE ${table} SET expiry = ${expiresAt} WHERE token = ${key} AND expiry > ${now}`.raw,
+              sql`SELECT 1 AS found FROM ${table} WHERE token = ${key} AND expiry > ${now} AND expiry = ${expiresAt}`
+            )
+            : Effect.map(
+              run(
+                "touch",
+                sql`UPDATE ${table} SET expiry = ${expiresAt} WHERE token = ${key} AND expiry > ${now} RETURNING token`
+              ),
+              (rows) => rows.length > 0 ? "written" as const : "gone" as const
+            ))
+        : Effect.succeed("gone")
+
+    // Read-and-delete in one statement where the database has `DELETE … RETURNING` (PostgreSQL,
+    // SQLite 3.35+, MariaDB): of concurrent takes the row lock lets one have the row. MySQL has
+    // no `RETURNING`: there the row is locked with `SELECT … FOR UPDATE` and deleted in one
+    // transaction. MySQL and MariaDB share a dialect, so the server is asked once which it is.
+    const takeReturning = (key: string, now: number) =>
+      Effect.map(
+        sql<Pick<Row, "data" | "expiry">>`DELETE FROM ${table}
+          WHERE token = ${key} AND expiry > ${now} RETURNING data, expiry`,
+        (rows) => rows.length === 0 ? Option.none() : Option.some(entryOf(rows[0]))
+      )
+    const takeInTransaction = (key: string, now: number) =>
+      sql.withTransaction(Effect.gen(function*() {
+        const rows = yield* sql<Pick<Row, "data" | "expiry">>`SELECT data, expiry FROM ${table}
+          WHERE token = ${key} AND expiry > ${now} FOR UPDATE`
+        if (rows.length === 0) return Option.none<StoredEntry>()
+        yield* sql`DELETE FROM ${table} WHERE token = ${key}`
+        return Option.some(entryOf(rows[0]))
+      }))
+    let isMariaDb: boolean | undefined
+    const mariaDb: Effect.Effect<boolean, SqlError.SqlError> = Effect.suspend(() =>
+      isMariaDb !== undefined
+        ? Effect.succeed(isMariaDb)
+        : Effect.map(sql<{ readonly version: unknown }>`SELECT VERSION() AS version`, (rows) => {
+          isMariaDb = rows.length > 0 && /mariadb/i.test(text(rows[0].version))
+          return isMariaDb
+        })
+    )
+
+    const take = (key: string): Effect.Effect<Option.Option<StoredEntry>, SessionStoreError> =>
+      KEY.test(key)
+        ? Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          run(
+            "take",
+            sql.onDialectOrElse({
+              mysql: () =>
+                Effect.flatMap(
+                  mariaDb,
+                  (returning) => returning ? takeReturning(key, now) : takeInTransaction(key, now)
+                ),
+              orElse: () => takeReturning(key, now)
+            })
+          ))
+        : Effect.succeed(Option.none())
 
     const commit = (
       key: string,
@@ -337,7 +418,7 @@ export const make = (
 
     yield* Sweeper.start("SQL store", interval, sweep)
 
-    const store: SqlStore = { find, commit, delete: remove, all, sweep }
+    const store: SqlStore = { find, commit, take, touch, delete: remove, all, sweep }
     return store
   })
 

@@ -39,3 +39,7 @@ export const isLive = (envelope: Envelope | undefined, now: number): envelope is
 /** The payload of a live envelope, as `find` returns it. */
 export const liveData = (envelope: Envelope | undefined, now: number): Option.Option<string> =>
   isLive(envelope, now) ? Option.some(envelope.data) : Option.none()
+
+/** A live envelope as `find` and `take` return it (its payload and expiry), or none. */
+export const liveEntry = (envelope: Envelope | undefined, now: number): Option.Option<Envelope> =>
+  isLive(envelope, now) ? Option.some({ data: envelope.data, expiresAt: envelope.expiresAt }) : Option.none()

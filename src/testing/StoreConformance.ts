@@ -32,7 +32,7 @@ import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import * as SessionManager from "../SessionManager.js"
 import { SessionStore, SessionStoreError } from "../SessionStore.js"
-import type { StoredSession } from "../SessionStore.js"
+import type { StoredEntry, StoredSession } from "../SessionStore.js"
 
 /**
  * What `storeConformance` needs to know about a store. `R` is whatever else the store's layer
@@ -127,6 +127,9 @@ const collectAll = (store: SessionStore): Effect.Effect<ReadonlyArray<StoredSess
     ? Effect.dieMessage("the store was declared enumerable, but its all is undefined")
     : Effect.map(Stream.runCollect(store.all), Chunk.toReadonlyArray)
 
+// What `find` and `take` return for a live entry.
+const found = (data: string, expiresAt: number): Option.Option<StoredEntry> => Option.some({ data, expiresAt })
+
 const managerOn = (store: SessionStore, options: SessionManager.Options = {}) =>
   Effect.provideService(SessionManager.make(options), SessionStore, store)
 
@@ -183,11 +186,14 @@ const untilAsleep = <E, R>(done: Effect.Effect<boolean, E, R>, nextSleep: Effect
  * Registers the conformance cases for one store with `vitest`, in a `describe` block named after
  * it. Call it at the top level of a test file, once per store configuration.
  *
- * The cases cover the contract written on `SessionStore`: `find`/`commit`/`delete`, expiry read
- * from `Clock` (never found at or after it), `"create"` versus `"update"` (an update of a missing,
- * deleted or expired key is `"gone"` and writes nothing, even racing a delete), payloads kept byte
- * for byte, concurrent commits, enumeration or its absence, and a `SessionManager` on top (hashed
- * tokens, a late commit never bringing back a destroyed or renewed session). The optional
+ * The cases cover the contract written on `SessionStore`: `find`/`commit`/`delete` (`find`
+ * reporting the expiry last given), expiry read from `Clock` (never found at or after it),
+ * `"create"` versus `"update"` (an update of a missing, deleted or expired key is `"gone"` and
+ * writes nothing, even racing a delete), `take` (read-and-remove: of concurrent takes one gets the
+ * entry, and no update after it brings it back), `touch` (moves the expiry of a live entry only,
+ * never revives one, even racing a delete), payloads kept byte for byte, concurrent commits,
+ * enumeration or its absence, and a `SessionManager` on top (hashed tokens, a late commit never
+ * bringing back a destroyed or renewed session). The optional
  * `paging`, `durable` and `sweep` options add the cases of those capabilities.
  *
  * @since 0.2.0
@@ -220,7 +226,7 @@ export const storeConformance = <R = never>(options: StoreConformanceOptions<R>)
         const store = yield* SessionStore
         const key = newKey()
         expect(yield* store.commit(key, "{\"a\":1}", START + hour, "create")).toBe("written")
-        expect(yield* store.find(key)).toEqual(Option.some("{\"a\":1}"))
+        expect(yield* store.find(key)).toEqual(found("{\"a\":1}", START + hour))
       })
     )
 
@@ -231,7 +237,7 @@ export const storeConformance = <R = never>(options: StoreConformanceOptions<R>)
         const key = newKey()
         yield* store.commit(key, "one", START + hour, "create")
         yield* store.commit(key, "two", START + 2 * hour, "create")
-        expect(yield* store.find(key)).toEqual(Option.some("two"))
+        expect(yield* store.find(key)).toEqual(found("two", START + 2 * hour))
       })
     )
 
@@ -243,7 +249,7 @@ export const storeConformance = <R = never>(options: StoreConformanceOptions<R>)
         yield* store.commit(key, "one", START + hour, "create")
         expect(yield* store.commit(key, "two", START + 3 * hour, "update")).toBe("written")
         yield* TestClock.adjust("2 hours")
-        expect(yield* store.find(key)).toEqual(Option.some("two"))
+        expect(yield* store.find(key)).toEqual(found("two", START + 3 * hour))
       })
     )
 
@@ -308,7 +314,7 @@ export const storeConformance = <R = never>(options: StoreConformanceOptions<R>)
         const key = newKey()
         yield* store.commit(key, "x", START + 5000, "create")
         yield* TestClock.adjust("4999 millis")
-        expect(yield* store.find(key)).toEqual(Option.some("x"))
+        expect(yield* store.find(key)).toEqual(found("x", START + 5000))
         yield* TestClock.adjust("1 millis")
         expect(yield* store.find(key)).toEqual(Option.none())
       })
@@ -338,6 +344,182 @@ export const storeConformance = <R = never>(options: StoreConformanceOptions<R>)
     )
 
     test(
+      "take of an unknown key is none and removes nothing",
+      Effect.gen(function*() {
+        const store = yield* SessionStore
+        const other = newKey()
+        yield* store.commit(other, "other", START + hour, "create")
+        expect(yield* store.take(newKey())).toEqual(Option.none())
+        expect(yield* store.find(other)).toEqual(found("other", START + hour))
+      })
+    )
+
+    test(
+      "take of an expired entry is none and does not revive it",
+      Effect.gen(function*() {
+        const store = yield* SessionStore
+        const key = newKey()
+        yield* store.commit(key, "short", START + 1000, "create")
+        yield* TestClock.adjust("1 second")
+        expect(yield* store.take(key)).toEqual(Option.none())
+        expect(yield* store.find(key)).toEqual(Option.none())
+        expect(yield* store.commit(key, "revived", START + hour, "update")).toBe("gone")
+        expect(yield* store.find(key)).toEqual(Option.none())
+      })
+    )
+
+    test(
+      "take returns the entry and removes it: a second take, a find and an update find it gone",
+      Effect.gen(function*() {
+        const store = yield* SessionStore
+        const key = newKey()
+        const payload = "{\"user\":\"ada\",\"note\":\"é 🎉\"}"
+        yield* store.commit(key, payload, START + hour, "create")
+        expect(yield* store.take(key)).toEqual(found(payload, START + hour))
+        expect(yield* store.take(key)).toEqual(Option.none())
+        expect(yield* store.find(key)).toEqual(Option.none())
+        expect(yield* store.commit(key, "stale", START + hour, "update")).toBe("gone")
+        expect(yield* store.touch(key, START + 2 * hour)).toBe("gone")
+        expect(yield* store.find(key)).toEqual(Option.none())
+      })
+    )
+
+    test(
+      "of concurrent takes of one key exactly one gets the entry",
+      Effect.gen(function*() {
+        const store = yield* SessionStore
+        for (let round = 0; round < 10; round++) {
+          const key = newKey()
+          yield* store.commit(key, `v${round}`, START + hour, "create")
+          const taken = yield* Effect.all(Array.from({ length: 8 }, () => store.take(key)), {
+            concurrency: "unbounded"
+          })
+          expect(taken.filter(Option.isSome)).toEqual([found(`v${round}`, START + hour)])
+          expect(yield* store.find(key)).toEqual(Option.none())
+        }
+      })
+    )
+
+    test(
+      "take racing updates: the take gets the entry, and no update after it brings it back",
+      Effect.gen(function*() {
+        const store = yield* SessionStore
+        const keys = Array.from({ length: 20 }, newKey)
+        for (const key of keys) {
+          yield* store.commit(key, "seed", START + hour, "create")
+          const { taken, updates } = yield* Effect.all({
+            taken: store.take(key),
+            updates: Effect.all(
+              Array.from({ length: 5 }, (_, i) => store.commit(key, `late-${i}`, START + hour, "update")),
+              { concurrency: "unbounded" }
+            )
+          }, { concurrency: "unbounded" })
+          // The entry was live until taken, so the take got it: the seed or an update written before it.
+          if (Option.isNone(taken)) return yield* Effect.dieMessage("the take found no entry")
+          const written = updates.flatMap((result, i) => result === "written" ? [`late-${i}`] : [])
+          expect(["seed", ...written]).toContain(taken.value.data)
+          expect(taken.value.expiresAt).toBe(START + hour)
+          // Whatever order they ran in, an update after the take answered gone and wrote nothing.
+          expect(yield* store.find(key)).toEqual(Option.none())
+          expect(yield* store.take(key)).toEqual(Option.none())
+        }
+        if (options.sweep !== undefined) expect(yield* options.sweep.physicalCount(keys)).toBe(0)
+      })
+    )
+
+    test(
+      "touch moves the expiry of a live entry and leaves its payload byte for byte",
+      Effect.gen(function*() {
+        const store = yield* SessionStore
+        const key = newKey()
+        const payload = "{\"quote\":\"\\\"\",\"nul\":\"\\u0000\"} emoji 🎉 漢字 עברית"
+        yield* store.commit(key, payload, START + hour, "create")
+        expect(yield* store.touch(key, START + 3 * hour)).toBe("written")
+        expect(yield* store.find(key)).toEqual(found(payload, START + 3 * hour))
+        // Past the expiry it was committed with, it lives on until the one it was touched to.
+        yield* TestClock.adjust("2 hours")
+        expect(yield* store.find(key)).toEqual(found(payload, START + 3 * hour))
+        // A touch may also shorten the lifetime.
+        expect(yield* store.touch(key, START + 2 * hour + 1000)).toBe("written")
+        expect(yield* store.find(key)).toEqual(found(payload, START + 2 * hour + 1000))
+        yield* TestClock.adjust("1 second")
+        expect(yield* store.find(key)).toEqual(Option.none())
+      })
+    )
+
+    test(
+      "take returns the expiry last given to touch",
+      Effect.gen(function*() {
+        const store = yield* SessionStore
+        const key = newKey()
+        yield* store.commit(key, "moved", START + hour, "create")
+        yield* store.touch(key, START + 4 * hour)
+        expect(yield* store.take(key)).toEqual(found("moved", START + 4 * hour))
+      })
+    )
+
+    test(
+      "touch of an unknown, deleted or expired key is gone and writes nothing",
+      Effect.gen(function*() {
+        const store = yield* SessionStore
+        const unknown = newKey()
+        expect(yield* store.touch(unknown, START + hour)).toBe("gone")
+        expect(yield* store.find(unknown)).toEqual(Option.none())
+
+        const deleted = newKey()
+        yield* store.commit(deleted, "alive", START + hour, "create")
+        yield* store.delete(deleted)
+        expect(yield* store.touch(deleted, START + 2 * hour)).toBe("gone")
+        expect(yield* store.find(deleted)).toEqual(Option.none())
+
+        const expired = newKey()
+        yield* store.commit(expired, "short", START + 1000, "create")
+        yield* TestClock.adjust("1 second")
+        expect(yield* store.touch(expired, START + hour)).toBe("gone")
+        // Never revived: not by the touch, and not for an update after it either.
+        expect(yield* store.find(expired)).toEqual(Option.none())
+        expect(yield* store.commit(expired, "revived", START + hour, "update")).toBe("gone")
+        expect(yield* store.find(expired)).toEqual(Option.none())
+      })
+    )
+
+    test(
+      "concurrent touches racing a delete never re-create the entry",
+      Effect.gen(function*() {
+        const store = yield* SessionStore
+        const keys = Array.from({ length: 20 }, newKey)
+        for (const key of keys) {
+          yield* store.commit(key, "seed", START + hour, "create")
+          const results = yield* Effect.all([
+            ...Array.from({ length: 5 }, (_, i) => store.touch(key, START + 2 * hour + i)),
+            Effect.as(store.delete(key), "deleted" as const)
+          ], { concurrency: "unbounded" })
+          expect(results).toContain("deleted")
+          expect(yield* store.find(key)).toEqual(Option.none())
+          expect(yield* store.touch(key, START + 3 * hour)).toBe("gone")
+          expect(yield* store.find(key)).toEqual(Option.none())
+        }
+        if (options.sweep !== undefined) expect(yield* options.sweep.physicalCount(keys)).toBe(0)
+      })
+    )
+
+    test(
+      "touch to an expiry at or before now makes the entry unfound",
+      Effect.gen(function*() {
+        const store = yield* SessionStore
+        for (const expiresAt of [START, START - 1000]) {
+          const key = newKey()
+          yield* store.commit(key, "x", START + hour, "create")
+          expect(yield* store.touch(key, expiresAt)).toBe("written")
+          expect(yield* store.find(key)).toEqual(Option.none())
+          expect(yield* store.take(key)).toEqual(Option.none())
+          expect(yield* store.touch(key, START + hour)).toBe("gone")
+          expect(yield* store.find(key)).toEqual(Option.none())
+        }
+      })
+    )
+
+    test(
       "payloads round-trip byte for byte",
       Effect.gen(function*() {
         const store = yield* SessionStore
@@ -351,7 +533,7 @@ export const storeConformance = <R = never>(options: StoreConformanceOptions<R>)
         for (const payload of payloads) {
           const key = newKey()
           yield* store.commit(key, payload, START + hour, "create")
-          expect(yield* store.find(key)).toEqual(Option.some(payload))
+          expect(yield* store.find(key)).toEqual(found(payload, START + hour))
         }
       })
     )
@@ -364,8 +546,8 @@ export const storeConformance = <R = never>(options: StoreConformanceOptions<R>)
         yield* Effect.forEach(keys, (key, i) => store.commit(key, `v${i}`, START + hour, "create"), {
           concurrency: "unbounded"
         })
-        const found = yield* Effect.forEach(keys, (key) => store.find(key), { concurrency: "unbounded" })
-        expect(found).toEqual(keys.map((_, i) => Option.some(`v${i}`)))
+        const entries = yield* Effect.forEach(keys, (key) => store.find(key), { concurrency: "unbounded" })
+        expect(entries).toEqual(keys.map((_, i) => found(`v${i}`, START + hour)))
       })
     )
 
@@ -452,7 +634,7 @@ export const storeConformance = <R = never>(options: StoreConformanceOptions<R>)
           yield* TestClock.adjust("2 seconds")
           yield* withStore((store) =>
             Effect.gen(function*() {
-              for (const key of live) expect(yield* store.find(key)).toEqual(Option.some(`payload:${key}`))
+              for (const key of live) expect(yield* store.find(key)).toEqual(found(`payload:${key}`, START + hour))
               expect(yield* store.find(expired)).toEqual(Option.none())
               const manager = yield* managerOn(store)
               expect(yield* (yield* manager.load(token)).getString("user")).toBe("ada")
@@ -484,7 +666,9 @@ export const storeConformance = <R = never>(options: StoreConformanceOptions<R>)
             observed.nextSleep,
             "the sweep after one interval"
           )
-          for (const key of live) expect(yield* store.find(key)).toEqual(Option.some("alive"))
+          for (const key of live) {
+            expect(yield* store.find(key)).toEqual(found("alive", START + 10 * Duration.toMillis(sweep.interval)))
+          }
         })
       )
 
@@ -511,7 +695,9 @@ export const storeConformance = <R = never>(options: StoreConformanceOptions<R>)
             observed.nextSleep,
             "the sweep after the jump"
           )
-          for (const key of live) expect(yield* store.find(key)).toEqual(Option.some("alive"))
+          for (const key of live) {
+            expect(yield* store.find(key)).toEqual(found("alive", START + 2 * Duration.toMillis(JUMP)))
+          }
         })
       )
     }
