@@ -82,8 +82,8 @@ export const appendHeaderValue = (
 }
 
 /**
- * Cookie settings. Defaults are scs's: `session`, `Path=/`, `HttpOnly`, `SameSite=Lax`, not
- * `Secure`, not `Partitioned`, no `Domain`, persistent.
+ * Cookie settings. Defaults: `session`, `Path=/`, `HttpOnly`, `SameSite=Lax`, `Secure`, not
+ * `Partitioned`, no `Domain`, persistent.
  *
  * @since 0.2.0
  * @category models
@@ -93,6 +93,12 @@ export interface CookieOptions {
   readonly domain?: string | undefined
   readonly path?: string | undefined
   readonly httpOnly?: boolean | undefined
+  /**
+   * `Secure`: the browser sends the cookie over HTTPS only. Default `true`. Browsers (and curl)
+   * treat `http://localhost` as secure, so local development works with it; set `false` only for
+   * a deployment served over plain HTTP on another host, where the cookie would otherwise never
+   * come back (and the token travels in clear text).
+   */
   readonly secure?: boolean | undefined
   readonly sameSite?: "lax" | "strict" | "none" | undefined
   readonly partitioned?: boolean | undefined
@@ -116,7 +122,7 @@ const DEFAULT_COOKIE: ResolvedCookie = {
   domain: undefined,
   path: "/",
   httpOnly: true,
-  secure: false,
+  secure: true,
   sameSite: "lax",
   partitioned: false,
   persist: true
@@ -178,6 +184,98 @@ const resolveCookie = (options: CookieOptions): Either.Either<ResolvedCookie, Se
 // Go's net/http writes the deletion cookie with this Expires (the Unix epoch plus one second).
 const DELETION_EXPIRES = new Date(1000)
 
+/** The session cookie in a request: absent, sent once (its value), or sent more than once. */
+type SessionCookie =
+  | { readonly _tag: "Absent" }
+  | { readonly _tag: "Once"; readonly value: string }
+  | { readonly _tag: "Repeated"; readonly count: number }
+
+const ABSENT: SessionCookie = { _tag: "Absent" }
+
+// A cookie pair ends at `;`, and at `,` too: a fetch `Headers` joins several `Cookie` headers
+// with ", " (Node joins them with "; "). A token never holds either.
+const COOKIE_PAIR_SEPARATOR = /[;,]/
+
+/**
+ * Finds the cookie `name` in a raw `Cookie` header, counting every pair of that name. Names and
+ * values are taken as sent (trimmed, no quotes removed, no percent-decoding): a token is plain
+ * base64url, so anything dressed up is not one.
+ */
+const findCookie = (header: string, name: string): SessionCookie => {
+  // Most requests without a session carry no pair of its name at all.
+  if (!header.includes(name)) return ABSENT
+  let count = 0
+  let value = ""
+  for (const pair of header.split(COOKIE_PAIR_SEPARATOR)) {
+    const equals = pair.indexOf("=")
+    if (equals === -1 || pair.slice(0, equals).trim() !== name) continue
+    count++
+    value = pair.slice(equals + 1).trim()
+  }
+  return count === 0 ? ABSENT : count === 1 ? { _tag: "Once", value } : { _tag: "Repeated", count }
+}
+
+/**
+ * Splits a `Cache-Control` value into its directives, at the commas outside quoted strings
+ * (`no-cache="Set-Cookie, Foo"` is one directive).
+ */
+const cacheDirectives = (value: string): Array<string> => {
+  const directives: Array<string> = []
+  let start = 0
+  let quoted = false
+  for (let i = 0; i < value.length; i++) {
+    const char = value[i]
+    if (quoted && char === "\\") i++
+    else if (char === "\"") quoted = !quoted
+    else if (char === "," && !quoted) {
+      directives.push(value.slice(start, i).trim())
+      start = i + 1
+    }
+  }
+  directives.push(value.slice(start).trim())
+  return directives.filter((directive) => directive !== "")
+}
+
+const directiveName = (directive: string): string => {
+  const equals = directive.indexOf("=")
+  return (equals === -1 ? directive : directive.slice(0, equals)).trim().toLowerCase()
+}
+
+// Headers only shared caches (CDNs) obey, over `Cache-Control`: next to a token they say no-store.
+const SHARED_CACHE_HEADERS = ["cdn-cache-control", "surrogate-control"]
+
+/**
+ * Keeps a response that carries a token out of shared caches: the app's `Cache-Control`
+ * directives named in `drop` go, its others stay, and `add` is appended (each unless already
+ * there); without an app `Cache-Control`, just `add`. A `CDN-Cache-Control` or
+ * `Surrogate-Control` the app set becomes `no-store`.
+ */
+const restrictCaching = (
+  response: HttpServerResponse.HttpServerResponse,
+  drop: ReadonlyArray<string>,
+  add: ReadonlyArray<string>
+): HttpServerResponse.HttpServerResponse => {
+  let restricted = response
+  for (const name of SHARED_CACHE_HEADERS) {
+    if (restricted.headers[name] !== undefined) restricted = HttpServerResponse.setHeader(restricted, name, "no-store")
+  }
+  const current = restricted.headers["cache-control"]
+  if (current === undefined || current === "") {
+    return HttpServerResponse.setHeader(restricted, "Cache-Control", add.join(", "))
+  }
+  const kept = cacheDirectives(current).filter((directive) => !drop.includes(directiveName(directive)))
+  const present = new Set(kept.map((directive) => directive.toLowerCase()))
+  const added = add.filter((directive) => !present.has(directive.toLowerCase()))
+  return HttpServerResponse.setHeader(restricted, "Cache-Control", [...kept, ...added].join(", "))
+}
+
+// What lets a shared cache (a CDN, a proxy) store a response: never next to a token.
+const SHARED_CACHE_DIRECTIVES = ["public", "s-maxage"]
+// `private` replaces the app's, which may name only some fields (`private="X-Foo"`).
+const COOKIE_CACHE_DROP = [...SHARED_CACHE_DIRECTIVES, "private"]
+const COOKIE_CACHE_ADD = ["private", "no-cache=\"Set-Cookie\""]
+const HEADER_CACHE_ADD = ["no-store"]
+
 const cookieTransport = (options: ResolvedCookie): SessionTransport => {
   // Built field by field: an object spread costs more than the rest of setting the cookie.
   const attributes = (expires: Date | undefined, maxAge: Duration.Duration | undefined): Cookies.Cookie["options"] => ({
@@ -192,19 +290,35 @@ const cookieTransport = (options: ResolvedCookie): SessionTransport => {
   })
   // A browser-session cookie: no Expires, no Max-Age.
   const browserSession = attributes(undefined, undefined)
-  const noCache = (response: HttpServerResponse.HttpServerResponse) =>
-    appendHeaderValue(response, "Cache-Control", "no-cache=\"Set-Cookie\"")
+  const keepOutOfSharedCaches = (response: HttpServerResponse.HttpServerResponse) =>
+    restrictCaching(response, COOKIE_CACHE_DROP, COOKIE_CACHE_ADD)
+  // Logged without any value: the cookies of the request are secrets.
+  const repeated = (count: number) =>
+    Effect.logWarning(
+      "effect-session: the session cookie came more than once (one may have been planted for another path or " +
+        "domain); the request is treated as having no session"
+    ).pipe(Effect.annotateLogs({ cookie: options.name, count }), Effect.as(Option.none()))
   return {
+    // The raw header, not `request.cookies`: that keeps the first of several cookies of a name,
+    // which may be one planted for a more specific path or a parent domain (cookie tossing).
     read: (request) =>
-      Effect.sync(() => {
-        const value = request.cookies[options.name]
-        return value === undefined ? Option.none() : Option.some(Redacted.make(value))
+      Effect.suspend((): Effect.Effect<Option.Option<Redacted.Redacted<string>>> => {
+        const header = request.headers["cookie"]
+        const found = header === undefined ? ABSENT : findCookie(header, options.name)
+        switch (found._tag) {
+          case "Absent":
+            return Effect.succeed(Option.none())
+          case "Once":
+            return Effect.succeed(Option.some(Redacted.make(found.value)))
+          case "Repeated":
+            return repeated(found.count)
+        }
       }),
     // The name, path and domain were checked when the transport was made, and a token is
     // base64url, so these cookies are valid.
     write: (response, token, { expiresAt, now, rememberMe }) =>
       Effect.sync(() =>
-        noCache(HttpServerResponse.unsafeSetCookie(
+        keepOutOfSharedCaches(HttpServerResponse.unsafeSetCookie(
           response,
           options.name,
           Redacted.value(token),
@@ -218,7 +332,7 @@ const cookieTransport = (options: ResolvedCookie): SessionTransport => {
       ),
     clear: (response) =>
       Effect.sync(() =>
-        noCache(
+        keepOutOfSharedCaches(
           HttpServerResponse.unsafeSetCookie(response, options.name, "", attributes(DELETION_EXPIRES, Duration.zero))
         )
       ),
@@ -227,11 +341,13 @@ const cookieTransport = (options: ResolvedCookie): SessionTransport => {
 }
 
 /**
- * The cookie transport, as scs does it: the first cookie of the configured name is read; a
- * new token goes out as `Set-Cookie` with the configured attributes (`Expires` rounded up to
- * the second, `Max-Age` in whole seconds) and `Cache-Control: no-cache="Set-Cookie"`; every
- * response gets `Vary: Cookie`. Fails with `SessionConfigError` when the settings break a
- * browser rule.
+ * The cookie transport, as scs does it, hardened: the cookie of the configured name is read from
+ * the raw `Cookie` header, and a request that sends it more than once has no session (a warning
+ * is logged); a new token goes out as `Set-Cookie` with the configured attributes (`Expires`
+ * rounded up to the second, `Max-Age` in whole seconds). A response that sets or clears the
+ * cookie is kept out of shared caches: the app's `public` and `s-maxage` are removed, `private`
+ * and `no-cache="Set-Cookie"` added, its other `Cache-Control` directives kept. Every response
+ * gets `Vary: Cookie`. Fails with `SessionConfigError` when the settings break a browser rule.
  *
  * @since 0.1.0
  * @category transports
@@ -252,7 +368,7 @@ export const cookieDefault: SessionTransport = cookieTransport(DEFAULT_COOKIE)
  * The cookie transport as the `SessionTransport`.
  *
  * ```ts
- * SessionTransport.layerCookie({ name: "__Host-session", secure: true })
+ * SessionTransport.layerCookie({ name: "__Host-session" })
  * ```
  *
  * @since 0.2.0
@@ -294,7 +410,8 @@ export interface HeaderOptions {
 }
 
 /**
- * A header transport for API clients that keep the token themselves.
+ * A header transport for API clients that keep the token themselves. A response that carries
+ * or clears a token gets `Cache-Control: no-store`, and loses the app's `public` and `s-maxage`.
  *
  * ```ts
  * SessionMiddleware.make({ transport: SessionTransport.header() })                  // Authorization: Bearer <token>
@@ -309,8 +426,8 @@ export const header = (options: HeaderOptions = {}): SessionTransport => {
   const scheme = requestHeader === "authorization" ? `${(options.scheme ?? "Bearer").toLowerCase()} ` : undefined
   const responseHeader = options.responseHeader ?? "X-Session-Token"
   const expiresHeader = "expiresHeader" in options ? options.expiresHeader : "X-Session-Expires"
-  const noCache = (response: HttpServerResponse.HttpServerResponse) =>
-    appendHeaderValue(response, "Cache-Control", "no-store")
+  const keepOutOfSharedCaches = (response: HttpServerResponse.HttpServerResponse) =>
+    restrictCaching(response, SHARED_CACHE_DIRECTIVES, HEADER_CACHE_ADD)
   return {
     read: (request) =>
       Effect.sync(() => {
@@ -325,13 +442,14 @@ export const header = (options: HeaderOptions = {}): SessionTransport => {
     write: (response, token, { expiresAt }) =>
       Effect.sync(() => {
         const withToken = HttpServerResponse.setHeader(response, responseHeader, Redacted.value(token))
-        return noCache(
+        return keepOutOfSharedCaches(
           expiresHeader === undefined
             ? withToken
             : HttpServerResponse.setHeader(withToken, expiresHeader, new Date(expiresAt).toUTCString())
         )
       }),
-    clear: (response) => Effect.sync(() => noCache(HttpServerResponse.setHeader(response, responseHeader, ""))),
+    clear: (response) =>
+      Effect.sync(() => keepOutOfSharedCaches(HttpServerResponse.setHeader(response, responseHeader, ""))),
     decorate: (response) =>
       appendHeaderValue(
         response,

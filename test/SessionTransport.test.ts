@@ -1,9 +1,15 @@
+import * as Cookies from "@effect/platform/Cookies"
+import * as Headers from "@effect/platform/Headers"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { describe, expect, it } from "@effect/vitest"
 import * as Config from "effect/Config"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Redacted from "effect/Redacted"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as SessionTransport from "../src/SessionTransport.js"
@@ -20,20 +26,20 @@ describe("cookie transport settings", () => {
         expect(Either.isLeft(built) && built.left._tag).toBe("SessionConfigError")
       }))
 
-  invalid({ name: "__Host-session" }, /cookie\.secure must be true for a __Host- cookie/)
-  invalid({ name: "__Host-session", secure: true, domain: "example.com" }, /cookie\.domain must be unset/)
-  invalid({ name: "__Host-session", secure: true, path: "/app" }, /cookie\.path must be "\/" for a __Host-/)
-  invalid({ name: "__Secure-session" }, /cookie\.secure must be true for a __Secure- cookie/)
-  invalid({ sameSite: "none" }, /cookie\.secure must be true for sameSite "none"/)
-  invalid({ partitioned: true }, /cookie\.secure must be true for a partitioned cookie/)
+  invalid({ name: "__Host-session", secure: false }, /cookie\.secure must be true for a __Host- cookie/)
+  invalid({ name: "__Host-session", domain: "example.com" }, /cookie\.domain must be unset/)
+  invalid({ name: "__Host-session", path: "/app" }, /cookie\.path must be "\/" for a __Host-/)
+  invalid({ name: "__Secure-session", secure: false }, /cookie\.secure must be true for a __Secure- cookie/)
+  invalid({ sameSite: "none", secure: false }, /cookie\.secure must be true for sameSite "none"/)
+  invalid({ partitioned: true, secure: false }, /cookie\.secure must be true for a partitioned cookie/)
   invalid({ name: "bad name;" }, /cookie\.name must be a cookie name/)
   invalid({ path: "relative" }, /cookie\.path must start with/)
   invalid({ path: "/a;b" }, /cookie\.path is not a valid cookie path/)
   invalid({ domain: "example.com; path=/x" }, /cookie\.domain is not a valid domain/)
 
-  it.effect("accepts a valid __Host- cookie", () =>
+  it.effect("accepts a valid __Host- cookie, Secure by default", () =>
     Effect.gen(function*() {
-      const result = yield* Effect.either(SessionTransport.cookie({ name: "__Host-s", secure: true }))
+      const result = yield* Effect.either(SessionTransport.cookie({ name: "__Host-s" }))
       expect(Either.isRight(result)).toBe(true)
     }))
 
@@ -53,6 +59,146 @@ describe("cookie transport settings", () => {
       const insecure = yield* read("false")
       expect(Either.isLeft(insecure) && insecure.left._tag).toBe("SessionConfigError")
     }))
+})
+
+const requestWith = (headers: Record<string, string>) =>
+  HttpServerRequest.fromWeb(new Request("http://localhost/")).modify({ headers: Headers.fromInput(headers) })
+
+const TOKEN = "k".repeat(43)
+const OTHER = "o".repeat(43)
+
+describe("reading the session cookie", () => {
+  const read = (cookie: string) =>
+    Effect.map(
+      SessionTransport.cookieDefault.read(requestWith({ cookie })),
+      Option.map(Redacted.value)
+    )
+
+  it.effect("the one cookie of the name, among others, as sent", () =>
+    Effect.gen(function*() {
+      expect(yield* read(`session=${TOKEN}`)).toEqual(Option.some(TOKEN))
+      expect(yield* read(`a=1; session=${TOKEN}; b=2`)).toEqual(Option.some(TOKEN))
+      // Names are case-sensitive and whole: these are other cookies.
+      expect(yield* read(`Session=${OTHER}; xsession=${OTHER}; session=${TOKEN}`)).toEqual(Option.some(TOKEN))
+      // Nothing is decoded or unquoted: a dressed-up value is not a token (the manager refuses it).
+      expect(yield* read(`session="${TOKEN}"`)).toEqual(Option.some(`"${TOKEN}"`))
+      expect(yield* read(`session=%6B${TOKEN.slice(1)}`)).toEqual(Option.some(`%6B${TOKEN.slice(1)}`))
+      expect(yield* read("session")).toEqual(Option.none())
+      expect(yield* read("a=session")).toEqual(Option.none())
+    }))
+
+  it.effect("a name sent twice is no session at all, however the headers were joined", () =>
+    Effect.gen(function*() {
+      for (
+        const cookie of [
+          `session=${TOKEN}; session=${OTHER}`,
+          `session=${OTHER}; session=${TOKEN}`,
+          `session=${TOKEN}; session=${TOKEN}`,
+          `session=${TOKEN}, session=${OTHER}`, // two Cookie headers joined by a fetch Headers
+          `a=1; session=${TOKEN}; b=2; session=`,
+          ` session =${TOKEN};session=${OTHER}`
+        ]
+      ) {
+        expect(yield* read(cookie)).toEqual(Option.none())
+      }
+    }))
+})
+
+describe("Secure by default", () => {
+  const attributesOf = (transport: SessionTransport.SessionTransport) =>
+    Effect.map(
+      transport.write(HttpServerResponse.empty(), Redacted.make(TOKEN), {
+        expiresAt: 60_000,
+        now: 0,
+        rememberMe: undefined
+      }),
+      (response) => Cookies.toSetCookieHeaders(response.cookies)[0].split("; ").slice(1)
+    )
+
+  it.effect("Secure unless secure: false", () =>
+    Effect.gen(function*() {
+      expect(yield* attributesOf(SessionTransport.cookieDefault)).toContain("Secure")
+      expect(yield* attributesOf(yield* SessionTransport.cookie())).toContain("Secure")
+      expect(yield* attributesOf(yield* SessionTransport.cookie({ secure: false }))).not.toContain("Secure")
+    }))
+})
+
+describe("Cache-Control on responses that carry a token", () => {
+  const withCacheControl = (value: string | undefined) =>
+    value === undefined ? HttpServerResponse.empty() : HttpServerResponse.empty({ headers: { "cache-control": value } })
+  const expiry = { expiresAt: 60_000, now: 0, rememberMe: undefined }
+  const cookieSet = (value: string | undefined) =>
+    Effect.map(
+      SessionTransport.cookieDefault.write(withCacheControl(value), Redacted.make(TOKEN), expiry),
+      (response) => response.headers["cache-control"]
+    )
+  const cookieCleared = (value: string | undefined) =>
+    Effect.map(
+      SessionTransport.cookieDefault.clear(withCacheControl(value)),
+      (response) => response.headers["cache-control"]
+    )
+
+  it.effect("the cookie transport: public and s-maxage go, private and no-cache=\"Set-Cookie\" come", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [string | undefined, string]> = [
+        [undefined, "private, no-cache=\"Set-Cookie\""],
+        ["public, max-age=600", "max-age=600, private, no-cache=\"Set-Cookie\""],
+        [
+          "Public, S-MaxAge=3600, max-age=60, must-revalidate",
+          "max-age=60, must-revalidate, private, no-cache=\"Set-Cookie\""
+        ],
+        ["private=\"X-Foo, X-Bar\", max-age=5", "max-age=5, private, no-cache=\"Set-Cookie\""],
+        ["no-cache=\"Set-Cookie\", private", "no-cache=\"Set-Cookie\", private"],
+        ["no-store", "no-store, private, no-cache=\"Set-Cookie\""],
+        ["public", "private, no-cache=\"Set-Cookie\""]
+      ]
+      for (const [app, sent] of cases) {
+        expect(yield* cookieSet(app)).toBe(sent)
+        expect(yield* cookieCleared(app)).toBe(sent)
+      }
+    }))
+
+  it.effect("the header transport: public and s-maxage go, no-store comes", () =>
+    Effect.gen(function*() {
+      const transport = SessionTransport.header()
+      const set = (value: string | undefined) =>
+        Effect.map(
+          transport.write(withCacheControl(value), Redacted.make(TOKEN), expiry),
+          (response) => response.headers["cache-control"]
+        )
+      expect(yield* set(undefined)).toBe("no-store")
+      expect(yield* set("public, max-age=600")).toBe("max-age=600, no-store")
+      expect(yield* set("private, s-maxage=5, no-store")).toBe("private, no-store")
+      const cleared = yield* transport.clear(withCacheControl("public, immutable"))
+      expect(cleared.headers["cache-control"]).toBe("immutable, no-store")
+    }))
+
+  it.effect("CDN-Cache-Control and Surrogate-Control, which only shared caches obey, become no-store", () =>
+    Effect.gen(function*() {
+      const app = HttpServerResponse.empty({
+        headers: { "cdn-cache-control": "max-age=3600", "surrogate-control": "max-age=3600", "cache-control": "public" }
+      })
+      for (const transport of [SessionTransport.cookieDefault, SessionTransport.header()]) {
+        const set = yield* transport.write(app, Redacted.make(TOKEN), expiry)
+        const cleared = yield* transport.clear(app)
+        for (const response of [set, cleared]) {
+          expect(response.headers["cdn-cache-control"]).toBe("no-store")
+          expect(response.headers["surrogate-control"]).toBe("no-store")
+        }
+      }
+      // Not added where the app did not set them.
+      const plain = yield* SessionTransport.cookieDefault.write(
+        withCacheControl(undefined),
+        Redacted.make(TOKEN),
+        expiry
+      )
+      expect(plain.headers["cdn-cache-control"]).toBeUndefined()
+    }))
+
+  it("a response that carries no token keeps the app's Cache-Control", () => {
+    const response = SessionTransport.cookieDefault.decorate(withCacheControl("public, max-age=600"))
+    expect(response.headers["cache-control"]).toBe("public, max-age=600")
+  })
 })
 
 describe("module boundaries", () => {
