@@ -8,9 +8,9 @@ import * as Data from "effect/Data"
 import type * as DateTime from "effect/DateTime"
 import type * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
-import type * as ParseResult from "effect/ParseResult"
 import type * as Redacted from "effect/Redacted"
 import type * as Schema from "effect/Schema"
+import type { SessionError } from "./SessionManager.js"
 import type { SessionStoreError } from "./SessionStore.js"
 
 /**
@@ -67,23 +67,37 @@ export const key = <A, I>(name: string, schema: Schema.Schema<A, I>): SessionKey
 export type AnyKey = string | { readonly name: string }
 
 /**
- * A value could not be encoded on `put` or decoded on `get`/`pop` with its key's schema (for
- * example a value written by an older version of the application).
+ * A value could not be encoded on `put` (`Encode`) or decoded on `get`/`pop` (`Decode`, only with
+ * the manager's `onValueDecodeError: "fail"`) with its key's schema, or its key cannot be stored
+ * (`Key`: `__proto__`). `detail` says where the value failed, never what it was: the value is
+ * session data.
  *
  * @since 0.1.0
  * @category errors
  */
 export class SessionValueError extends Data.TaggedError("SessionValueError")<{
-  readonly reason: "Encode" | "Decode"
+  readonly reason: "Encode" | "Decode" | "Key"
   readonly key: string
-  readonly cause: ParseResult.ParseError
+  readonly detail: string
 }> {
   /**
    * @since 0.1.0
    */
   override get message(): string {
-    return `Could not ${this.reason === "Encode" ? "encode" : "decode"} session value "${this.key}"`
+    const verb = this.reason === "Encode" ? "encode" : this.reason === "Decode" ? "decode" : "store"
+    return `Could not ${verb} session value "${this.key}": ${this.detail}`
   }
+}
+
+/**
+ * How `mergeSession` combines values present in both sessions.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface MergeOptions {
+  /** Which session's value wins for a key both hold. Default `"this"`: the other session only adds keys. */
+  readonly prefer?: "this" | "other" | undefined
 }
 
 /**
@@ -103,10 +117,10 @@ export interface Session {
     <A, I>(key: SessionKey<A, I>): Effect.Effect<Option.Option<A>, SessionValueError>
     (key: string): Effect.Effect<Option.Option<unknown>>
   }
-  /** Sets a value; the session becomes `Modified`. */
+  /** Sets a value; the session becomes `Modified`. The key `__proto__` is refused (`Key`). */
   readonly put: {
     <A, I>(key: SessionKey<A, I>, value: A): Effect.Effect<void, SessionValueError>
-    (key: string, value: Json): Effect.Effect<void>
+    (key: string, value: Json): Effect.Effect<void, SessionValueError>
   }
   /** Gets and removes a value in one step (flash messages); `Modified` if it was present. */
   readonly pop: {
@@ -127,16 +141,25 @@ export interface Session {
   /** Every key, sorted. */
   readonly keys: Effect.Effect<ReadonlyArray<string>>
   /**
-   * Moves the data to a new token and deletes the old one from the store (do it on every
-   * privilege change, such as login and logout, against session fixation). The absolute
-   * deadline starts again.
+   * Moves the data to a new token (do it on every privilege change, such as login, against
+   * session fixation). The stored session is taken from the store atomically and stored again
+   * under the new token at once: if a logout or a revocation got there first, the session stays
+   * gone (this request's session becomes `Destroyed`). The deadline moves to `lifetime` from now,
+   * never past the manager's `maxLifetime` from the session's creation.
    */
-  readonly renewToken: Effect.Effect<void, SessionStoreError>
+  readonly renewToken: Effect.Effect<void, SessionError>
   /**
-   * Pulls the values of another stored session into this one (its values win, the later
-   * deadline wins) and deletes it. A no-op if it is not found or is this session.
+   * Pulls the values of another stored session into this one, takes that session out of the
+   * store, and renews this session's token. This session keeps its deadline and cap; by default
+   * its own values win (`prefer: "other"` to let the other session's win). A no-op if the other
+   * session is not found or is this one. **Never pass a token the client supplied** (a request
+   * body, a header): its holder could inject values into this session. Pass a token your server
+   * kept, such as the anonymous session's token saved before a login.
    */
-  readonly mergeSession: (token: string | Redacted.Redacted<string>) => Effect.Effect<void, SessionStoreError>
+  readonly mergeSession: (
+    token: Redacted.Redacted<string>,
+    options?: MergeOptions
+  ) => Effect.Effect<void, SessionError>
   /** With `persist: false`, `rememberMe(true)` makes this session's cookie persistent. */
   readonly rememberMe: (remember: boolean) => Effect.Effect<void>
   /** The status in this request. */
@@ -145,7 +168,10 @@ export interface Session {
   readonly token: Effect.Effect<Option.Option<Redacted.Redacted<string>>>
   /** The absolute deadline. */
   readonly deadline: Effect.Effect<DateTime.Utc>
-  /** Moves the absolute deadline; the session becomes `Modified`. */
+  /**
+   * Moves the absolute deadline, at most to the manager's `maxLifetime` from the session's
+   * creation (a later date is cut to it); the session becomes `Modified`.
+   */
   readonly setDeadline: (deadline: DateTime.DateTime.Input) => Effect.Effect<void>
 
   readonly getString: (key: string) => Effect.Effect<string>

@@ -16,19 +16,21 @@ import * as Schema from "effect/Schema"
 /**
  * What is stored for one session.
  *
- * - `deadline`: the absolute expiry (epoch milliseconds), fixed at creation, reset by
- *   `renewToken` and `setDeadline`.
- * - `committedAt`: when the session was last written (epoch milliseconds), used by the idle
- *   timeout and its write throttle.
+ * - `createdAt`: when the session was created (epoch milliseconds); the manager's `maxLifetime`
+ *   counts from it, and renewal keeps it.
+ * - `deadline`: the absolute expiry (epoch milliseconds), set at creation, moved by `renewToken`
+ *   and `setDeadline` but never past `createdAt + maxLifetime`.
  * - `rememberMe`: set by `Session.rememberMe`.
  * - `values`: each value in the encoded form of the schema it was put with.
+ *
+ * The idle timeout is kept by the store's expiry, not in the record: a refresh moves only that.
  *
  * @since 0.1.0
  * @category schemas
  */
 export const SessionRecord = Schema.Struct({
+  createdAt: Schema.Number,
   deadline: Schema.Number,
-  committedAt: Schema.Number,
   rememberMe: Schema.optional(Schema.Boolean),
   values: Schema.Record({ key: Schema.String, value: Schema.Unknown })
 })
@@ -81,16 +83,16 @@ const decodeJson = (stored: string): Either.Either<SessionRecord, ParseResult.Pa
     return jsonSchemaCodec.decode(stored)
   }
   if (!isObject(parsed)) return jsonSchemaCodec.decode(stored)
-  const { committedAt, deadline, rememberMe, values } = parsed
+  const { createdAt, deadline, rememberMe, values } = parsed
   if (
-    typeof deadline !== "number" || typeof committedAt !== "number" ||
+    typeof createdAt !== "number" || typeof deadline !== "number" ||
     (rememberMe !== undefined && typeof rememberMe !== "boolean") ||
     !isObject(values) || Object.hasOwn(values, "__proto__")
   ) {
     return jsonSchemaCodec.decode(stored)
   }
   return Either.right(
-    rememberMe === undefined ? { deadline, committedAt, values } : { deadline, committedAt, rememberMe, values }
+    rememberMe === undefined ? { createdAt, deadline, values } : { createdAt, deadline, rememberMe, values }
   )
 }
 
@@ -105,10 +107,10 @@ const encodeJson = (record: SessionRecord): Either.Either<string, ParseResult.Pa
     return Either.right(JSON.stringify(
       // Not a conditional spread: on this path that costs more than the rest.
       record.rememberMe === undefined
-        ? { deadline: record.deadline, committedAt: record.committedAt, values: record.values }
+        ? { createdAt: record.createdAt, deadline: record.deadline, values: record.values }
         : {
+          createdAt: record.createdAt,
           deadline: record.deadline,
-          committedAt: record.committedAt,
           rememberMe: record.rememberMe,
           values: record.values
         }

@@ -15,9 +15,9 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import type * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
+import { describeIssue } from "./internal/issues.js"
 import * as InternalOptions from "./internal/options.js"
 import * as InternalSession from "./internal/session.js"
 import * as Token from "./internal/token.js"
@@ -25,17 +25,30 @@ import type { Session } from "./Session.js"
 import * as SessionCodec from "./SessionCodec.js"
 import type { SessionConfigError } from "./SessionConfigError.js"
 import { SessionStore, SessionStoreError } from "./SessionStore.js"
+import type { StoredEntry } from "./SessionStore.js"
 
 /**
  * @since 0.1.0
  * @category models
  */
 export interface Options {
-  /** Absolute lifetime from creation (and from each `renewToken`). Default `"24 hours"`. */
+  /**
+   * A new session's deadline, from its creation; `renewToken` moves it to this long from now.
+   * Default `"24 hours"`.
+   */
   readonly lifetime?: Duration.DurationInput | undefined
+  /**
+   * The absolute cap, from the session's creation: renewal, `setDeadline` and `mergeSession`
+   * never move a deadline past it. At least `lifetime`. Default: `lifetime` (so a session lives at
+   * most `lifetime`, however often it is renewed).
+   */
+  readonly maxLifetime?: Duration.DurationInput | undefined
   /** Idle timeout; `undefined` or `0` for none (the default). */
   readonly idleTimeout?: Duration.DurationInput | undefined
-  /** Store base64url(SHA-256(token)) instead of the token. Default `false`. */
+  /**
+   * Store base64url(SHA-256(token)) instead of the token, so a read of the store (a backup, a
+   * replica, a log of its commands) yields no usable token. Default `true`.
+   */
   readonly hashTokenInStore?: boolean | undefined
   /** The whole-session codec. Default `SessionCodec.json`. */
   readonly codec?: SessionCodec.SessionCodec | undefined
@@ -44,6 +57,16 @@ export interface Options {
    * starts a fresh session; `"fail"` fails the load with `SessionCodecError` (scs's behaviour).
    */
   readonly onDecodeError?: "reset" | "fail" | undefined
+  /**
+   * A typed value that no longer decodes with its key's schema: `"remove"` (default) logs a
+   * warning (the key's name), removes the value and reads it as absent, so one stale value cannot
+   * lock its user out; `"fail"` fails `get`/`pop` with `SessionValueError`.
+   */
+  readonly onValueDecodeError?: "remove" | "fail" | undefined
+  /** The largest encoded session, in bytes (UTF-8); a commit over it fails with `SessionLimitError`. Default 65,536. */
+  readonly maxSize?: number | undefined
+  /** The most keys a session holds; a commit over it fails with `SessionLimitError`. Default 256. */
+  readonly maxKeys?: number | undefined
 }
 
 /**
@@ -54,27 +77,53 @@ export interface Options {
  */
 export interface ResolvedOptions {
   readonly lifetime: Duration.Duration
+  readonly maxLifetime: Duration.Duration
   readonly idleTimeout: Option.Option<Duration.Duration>
   readonly hashTokenInStore: boolean
   readonly codec: SessionCodec.SessionCodec
   readonly onDecodeError: "reset" | "fail"
+  readonly onValueDecodeError: "remove" | "fail"
+  readonly maxSize: number
+  readonly maxKeys: number
 }
 
 /**
  * A stored session could not be decoded, or a session could not be encoded, with the codec.
+ * `detail` says where it failed, never what the data was.
  *
  * @since 0.1.0
  * @category errors
  */
 export class SessionCodecError extends Data.TaggedError("SessionCodecError")<{
   readonly reason: "Decode" | "Encode"
-  readonly cause: ParseResult.ParseError
+  readonly detail: string
 }> {
   /**
    * @since 0.1.0
    */
   override get message(): string {
-    return `Could not ${this.reason === "Decode" ? "decode a stored" : "encode the"} session`
+    return `Could not ${this.reason === "Decode" ? "decode a stored" : "encode the"} session: ${this.detail}`
+  }
+}
+
+/**
+ * A session over the manager's `maxSize` (encoded bytes) or `maxKeys`: the commit stored nothing.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class SessionLimitError extends Data.TaggedError("SessionLimitError")<{
+  readonly reason: "Size" | "Keys"
+  readonly limit: number
+  readonly actual: number
+}> {
+  /**
+   * @since 0.2.0
+   */
+  override get message(): string {
+    return `The session has ${this.actual} ${
+      this.reason === "Size" ? "bytes" : "keys"
+    }, over the limit of ${this.limit}`
   }
 }
 
@@ -84,7 +133,7 @@ export class SessionCodecError extends Data.TaggedError("SessionCodecError")<{
  * @since 0.1.0
  * @category errors
  */
-export type SessionError = SessionStoreError | SessionCodecError
+export type SessionError = SessionStoreError | SessionCodecError | SessionLimitError
 
 /**
  * What a commit did, and so what the client must be told.
@@ -171,13 +220,21 @@ export const SessionManager: Context.Tag<SessionManager, SessionManager> = Conte
 export const resolveOptions = (options: Options = {}): Either.Either<ResolvedOptions, SessionConfigError> =>
   Either.gen(function*() {
     const lifetime = yield* InternalOptions.duration("lifetime", options.lifetime, "24 hours")
+    const maxLifetime = yield* InternalOptions.duration("maxLifetime", options.maxLifetime, lifetime)
+    if (Duration.lessThan(maxLifetime, lifetime)) {
+      return yield* InternalOptions.invalid("maxLifetime", "must be at least lifetime")
+    }
     const idle = yield* InternalOptions.duration("idleTimeout", options.idleTimeout, 0, { allowZero: true })
     return {
       lifetime,
+      maxLifetime,
       idleTimeout: Duration.isZero(idle) ? Option.none() : Option.some(idle),
-      hashTokenInStore: options.hashTokenInStore ?? false,
+      hashTokenInStore: options.hashTokenInStore ?? true,
       codec: options.codec ?? SessionCodec.json,
-      onDecodeError: options.onDecodeError ?? "reset"
+      onDecodeError: options.onDecodeError ?? "reset",
+      onValueDecodeError: options.onValueDecodeError ?? "remove",
+      maxSize: yield* InternalOptions.positiveInteger("maxSize", options.maxSize, 65_536),
+      maxKeys: yield* InternalOptions.positiveInteger("maxKeys", options.maxKeys, 256)
     }
   })
 
@@ -195,76 +252,146 @@ export const make = (options?: Options): Effect.Effect<SessionManager, SessionCo
     return makeWith(resolved, store)
   })
 
+// UTF-8 length without encoding: the limit is checked on every write.
+const utf8Length = (text: string): number => {
+  let length = text.length
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    if (code >= 0x80) length += code >= 0x800 && (code < 0xd800 || code > 0xdfff) ? 2 : 1
+  }
+  return length
+}
+
 const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager => {
   const lifetimeMillis = Duration.toMillis(options.lifetime)
   const idleMillis = Option.match(options.idleTimeout, { onNone: () => 0, onSome: Duration.toMillis })
   const storeKeyOf = options.hashTokenInStore ? Token.hash : (token: string) => token
   const codec = options.codec
 
-  /** Whether a decoded record is still live by its own deadline and idle window. */
-  const isLive = (now: number, record: SessionCodec.SessionRecord): boolean =>
-    record.deadline > now && (idleMillis === 0 || record.committedAt + idleMillis > now)
-
   /**
-   * Finds and decodes the live record under a store key (undefined when there is none, it
-   * expired, or it does not decode and is dropped) and hands it to `f`, in one step.
+   * Hands `f` the decoded record of a live entry, or undefined when it is expired (by the store's
+   * expiry or its deadline) or does not decode and is dropped; in one step, on every request.
    */
-  const findDecoded = <A>(
+  const decodeLive = <A>(
     key: string,
+    entry: StoredEntry,
     now: number,
     f: (record: SessionCodec.SessionRecord | undefined) => A
-  ): Effect.Effect<A, SessionError> =>
-    Effect.flatMap(store.find(key), (found): Effect.Effect<A, SessionError> => {
-      if (Option.isNone(found)) return Effect.succeed(f(undefined))
-      const decoded = codec.decode(found.value)
-      if (Either.isRight(decoded)) return Effect.succeed(f(isLive(now, decoded.right) ? decoded.right : undefined))
-      const error = new SessionCodecError({ reason: "Decode", cause: decoded.left })
-      if (options.onDecodeError === "fail") return Effect.fail(error)
-      return Effect.logWarning("effect-session: a stored session no longer decodes; starting a fresh one", error).pipe(
-        Effect.zipRight(store.delete(key)),
-        Effect.map(() => f(undefined))
-      )
-    })
-
-  const context: InternalSession.SessionContext = {
-    lifetimeMillis,
-    storeKeyOf,
-    deleteKey: store.delete,
-    findRecord: (token) =>
-      Effect.gen(function*() {
-        const key = storeKeyOf(token)
-        const now = yield* Clock.currentTimeMillis
-        return yield* findDecoded(key, now, (record) =>
-          record === undefined ? Option.none() : Option.some({
-            key,
-            deadline: record.deadline,
-            values: new Map(Object.entries(record.values))
-          })).pipe(
-            // A session we are merging from that does not decode has nothing to give.
-            Effect.catchTag("SessionCodecError", () => Effect.succeed(Option.none()))
-          )
-      })
+  ): Effect.Effect<A, SessionError> => {
+    const decoded = codec.decode(entry.data)
+    if (Either.isRight(decoded)) {
+      return Effect.succeed(f(entry.expiresAt > now && decoded.right.deadline > now ? decoded.right : undefined))
+    }
+    const error = new SessionCodecError({ reason: "Decode", detail: describeIssue(decoded.left.issue) })
+    if (options.onDecodeError === "fail") return Effect.fail(error)
+    return Effect.logWarning("effect-session: a stored session no longer decodes; starting a fresh one", error).pipe(
+      Effect.zipRight(store.delete(key)),
+      Effect.map(() => f(undefined))
+    )
   }
 
   const fromRecord = (
     token: string | undefined,
     key: string,
     record: SessionCodec.SessionRecord,
+    expiresAt: number,
     now: number
   ): Session =>
     InternalSession.make({
       token,
       storeKey: key,
+      createdAt: record.createdAt,
       deadline: record.deadline,
-      committedAt: record.committedAt,
       rememberMe: record.rememberMe,
       values: new Map(Object.entries(record.values)),
       status: "Unmodified",
-      // Refresh the idle window only once half of it has passed, not on every request.
-      touch: idleMillis > 0 && now - record.committedAt >= idleMillis / 2
+      // The store's expiry keeps the idle clock: refresh it once half of the window has passed
+      // (and only while the deadline is further away than the idle expiry).
+      touch: idleMillis > 0 && expiresAt < record.deadline && expiresAt - now <= idleMillis / 2
     }, context)
 
   const fresh = (now: number): Session => InternalSession.make(InternalSession.freshState(now, lifetimeMillis), context)
+
+  const expiryOf = (state: InternalSession.SessionState, now: number): number =>
+    idleMillis > 0 ? Math.min(state.deadline, now + idleMillis) : state.deadline
+
+  /** Writes the session: an update of the key it was loaded under, or a new token's create. */
+  const write = (state: InternalSession.SessionState): Effect.Effect<CommitOutcome, SessionError> =>
+    Effect.clockWith((clock): Effect.Effect<CommitOutcome, SessionError> => {
+      const now = clock.unsafeCurrentTimeMillis()
+      if (state.values.size > options.maxKeys) {
+        return Effect.fail(new SessionLimitError({ reason: "Keys", limit: options.maxKeys, actual: state.values.size }))
+      }
+      const values = Object.fromEntries(state.values)
+      // Not a conditional spread: that costs more than the rest of building the record.
+      const record: SessionCodec.SessionRecord = state.rememberMe === undefined
+        ? { createdAt: state.createdAt, deadline: state.deadline, values }
+        : { createdAt: state.createdAt, deadline: state.deadline, rememberMe: state.rememberMe, values }
+      const encoded = codec.encode(record)
+      if (Either.isLeft(encoded)) {
+        return Effect.fail(new SessionCodecError({ reason: "Encode", detail: describeIssue(encoded.left.issue) }))
+      }
+      const size = utf8Length(encoded.right)
+      if (size > options.maxSize) {
+        return Effect.fail(new SessionLimitError({ reason: "Size", limit: options.maxSize, actual: size }))
+      }
+      if (state.token === undefined) state.token = Token.generate()
+      const token = state.token
+      const updating = state.storeKey !== undefined
+      const key = state.storeKey ?? storeKeyOf(token)
+      const expiresAt = expiryOf(state, now)
+      return Effect.map(
+        store.commit(key, encoded.right, expiresAt, updating ? "update" : "create"),
+        (result) => {
+          if (result === "gone") return gone(state)
+          state.storeKey = key
+          state.touch = false
+          return written(token, expiresAt, state, now)
+        }
+      )
+    })
+
+  /** An idle refresh: moves the store's expiry only, never rewriting the data this request loaded. */
+  const refresh = (state: InternalSession.SessionState, key: string, token: string) =>
+    Effect.clockWith((clock) => {
+      const now = clock.unsafeCurrentTimeMillis()
+      const expiresAt = expiryOf(state, now)
+      return Effect.map(store.touch(key, expiresAt), (result) => {
+        if (result === "gone") return gone(state)
+        state.touch = false
+        return written(token, expiresAt, state, now)
+      })
+    })
+
+  const written = (token: string, expiresAt: number, state: InternalSession.SessionState, now: number) =>
+    CommitOutcome.Written({ token: Redacted.make(token), expiresAt, rememberMe: state.rememberMe, committedAt: now })
+
+  // Destroyed or renewed away by another request meanwhile: nothing is written, nothing sent.
+  const gone = (state: InternalSession.SessionState): CommitOutcome => {
+    state.touch = false
+    return CommitOutcome.Gone()
+  }
+
+  const context: InternalSession.SessionContext = {
+    lifetimeMillis,
+    maxLifetimeMillis: Duration.toMillis(options.maxLifetime),
+    onValueDecodeError: options.onValueDecodeError,
+    deleteKey: store.delete,
+    takeKey: (key) => Effect.map(store.take(key), Option.isSome),
+    storeNew: (state) => Effect.asVoid(write(state)),
+    takeValues: (token) =>
+      Effect.flatMap(store.take(storeKeyOf(token)), (taken) =>
+        Effect.clockWith((clock) => {
+          if (Option.isNone(taken)) return Effect.succeed(Option.none())
+          const decoded = codec.decode(taken.value.data)
+          const now = clock.unsafeCurrentTimeMillis()
+          return Effect.succeed(
+            Either.isRight(decoded) && taken.value.expiresAt > now && decoded.right.deadline > now
+              ? Option.some(new Map(Object.entries(decoded.right.values)))
+              : Option.none()
+          )
+        }))
+  }
 
   // Written without Effect.gen: this runs on every request, and each step of an Effect costs.
   const load: SessionManager["load"] = (input) =>
@@ -275,52 +402,29 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
       const token = Redacted.value(redacted)
       if (!Token.isWellFormed(token)) return Effect.succeed(fresh(now))
       const key = storeKeyOf(token)
-      return findDecoded(key, now, (record) => record === undefined ? fresh(now) : fromRecord(token, key, record, now))
+      return Effect.flatMap(store.find(key), (found) =>
+        Option.isNone(found)
+          ? Effect.succeed(fresh(now))
+          : decodeLive(
+            key,
+            found.value,
+            now,
+            (record) => record === undefined ? fresh(now) : fromRecord(token, key, record, found.value.expiresAt, now)
+          ))
     })
 
   const commit: SessionManager["commit"] = (session) =>
     Effect.suspend(() => {
       const state = InternalSession.stateOf(session)
-      if (state.status === "Destroyed") return Effect.succeed(CommitOutcome.Destroyed())
-      if (!InternalSession.needsCommit(state)) return Effect.succeed(CommitOutcome.Unchanged())
-      return write(state)
-    })
-
-  const write = (state: InternalSession.SessionState): Effect.Effect<CommitOutcome, SessionError> =>
-    Effect.clockWith((clock): Effect.Effect<CommitOutcome, SessionError> => {
-      const now = clock.unsafeCurrentTimeMillis()
-      if (state.token === undefined) state.token = Token.generate()
-      const token = state.token
-      const updating = state.storeKey !== undefined
-      const key = state.storeKey ?? storeKeyOf(token)
-      const expiresAt = idleMillis > 0 ? Math.min(state.deadline, now + idleMillis) : state.deadline
-      const values = Object.fromEntries(state.values)
-      // Not a conditional spread: that costs more than the rest of building the record.
-      const record: SessionCodec.SessionRecord = state.rememberMe === undefined
-        ? { deadline: state.deadline, committedAt: now, values }
-        : { deadline: state.deadline, committedAt: now, rememberMe: state.rememberMe, values }
-      const encoded = codec.encode(record)
-      if (Either.isLeft(encoded)) return Effect.fail(new SessionCodecError({ reason: "Encode", cause: encoded.left }))
-      return Effect.flatMap(
-        store.commit(key, encoded.right, expiresAt, updating ? "update" : "create"),
-        (result): Effect.Effect<CommitOutcome> => {
-          if (result === "gone") {
-            return Effect.as(
-              Effect.logDebug("effect-session: the session was destroyed or renewed meanwhile; write dropped"),
-              CommitOutcome.Gone()
-            )
-          }
-          state.storeKey = key
-          state.committedAt = now
-          state.touch = false
-          return Effect.succeed(CommitOutcome.Written({
-            token: Redacted.make(token),
-            expiresAt,
-            rememberMe: state.rememberMe,
-            committedAt: now
-          }))
-        }
-      )
+      switch (state.status) {
+        case "Destroyed":
+          return Effect.succeed(CommitOutcome.Destroyed())
+        case "Modified":
+          return write(state)
+      }
+      return state.touch && state.storeKey !== undefined && state.token !== undefined
+        ? refresh(state, state.storeKey, state.token)
+        : Effect.succeed(CommitOutcome.Unchanged())
     })
 
   const storeKey: SessionManager["storeKey"] = (session) =>
@@ -340,8 +444,9 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
         Effect.gen(function*() {
           const now = yield* Clock.currentTimeMillis
           const decoded = codec.decode(stored.data)
-          if (Either.isLeft(decoded) || !isLive(now, decoded.right)) return
-          const session = fromRecord(options.hashTokenInStore ? undefined : stored.key, stored.key, decoded.right, now)
+          if (Either.isLeft(decoded) || stored.expiresAt <= now || decoded.right.deadline <= now) return
+          const token = options.hashTokenInStore ? undefined : stored.key
+          const session = fromRecord(token, stored.key, decoded.right, stored.expiresAt, now)
           InternalSession.stateOf(session).touch = false
           yield* f(session)
           yield* commit(session)

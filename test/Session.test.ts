@@ -176,7 +176,7 @@ describe("Session data operations and status transitions", () => {
   )
 
   test(
-    "renewToken: new token, old one deleted, data kept, absolute deadline restarted",
+    "renewToken: new token, the old entry taken, data kept, the deadline within the cap",
     Effect.gen(function*() {
       const manager = yield* SessionManager.SessionManager
       const session = yield* roundTrip(yield* Effect.tap(fresh, (s) => s.put("user", 7)))
@@ -187,8 +187,11 @@ describe("Session data operations and status transitions", () => {
       const newToken = Redacted.value(Option.getOrThrow(yield* session.token))
       expect(newToken).not.toBe(oldToken)
       expect(newToken).toMatch(/^[A-Za-z0-9_-]{43}$/)
-      expect(DateTime.toEpochMillis(yield* session.deadline)).toBe(START + 26 * 3600 * 1000)
+      // min(now + lifetime, creation + maxLifetime): maxLifetime defaults to lifetime.
+      expect(DateTime.toEpochMillis(yield* session.deadline)).toBe(START + 24 * 3600 * 1000)
       expect(yield* (yield* manager.load(Redacted.make(oldToken))).keys).toEqual([])
+      // Stored under the new token at once, before the commit.
+      expect(yield* (yield* manager.load(Redacted.make(newToken))).getInt("user")).toBe(7)
       yield* manager.commit(session)
       expect(yield* (yield* manager.load(Redacted.make(newToken))).getInt("user")).toBe(7)
       expect(yield* (yield* manager.load(Redacted.make(oldToken))).keys).toEqual([])
@@ -196,24 +199,27 @@ describe("Session data operations and status transitions", () => {
   )
 
   test(
-    "mergeSession pulls the other session in (its values and later deadline win) and deletes it",
+    "mergeSession pulls the other session in (this one's values and deadline win), takes it and renews",
     Effect.gen(function*() {
       const manager = yield* SessionManager.SessionManager
       const other = yield* fresh
       yield* other.put("cart", [1, 2])
       yield* other.put("shared", "theirs")
       yield* other.setDeadline(START + 48 * 3600 * 1000)
-      const otherToken = Redacted.value(Option.getOrThrow(yield* roundTrip(other).pipe(Effect.flatMap((s) => s.token))))
+      const otherToken = Option.getOrThrow(yield* roundTrip(other).pipe(Effect.flatMap((s) => s.token)))
       const session = yield* roundTrip(
         yield* Effect.tap(fresh, (s) => Effect.all([s.put("shared", "mine"), s.put("own", 1)]))
       )
+      const ownToken = Option.getOrThrow(yield* session.token)
       yield* session.mergeSession(otherToken)
       expect(yield* session.status).toBe("Modified")
       expect(yield* session.get("cart")).toEqual(Option.some([1, 2]))
-      expect(yield* session.get("shared")).toEqual(Option.some("theirs"))
+      expect(yield* session.get("shared")).toEqual(Option.some("mine"))
       expect(yield* session.get("own")).toEqual(Option.some(1))
-      expect(DateTime.toEpochMillis(yield* session.deadline)).toBe(START + 48 * 3600 * 1000)
-      expect(yield* (yield* manager.load(Redacted.make(otherToken))).keys).toEqual([])
+      expect(DateTime.toEpochMillis(yield* session.deadline)).toBe(START + 24 * 3600 * 1000)
+      expect(Redacted.value(Option.getOrThrow(yield* session.token))).not.toBe(Redacted.value(ownToken))
+      expect(yield* (yield* manager.load(otherToken)).keys).toEqual([])
+      expect(yield* (yield* manager.load(ownToken)).keys).toEqual([])
     })
   )
 
@@ -221,8 +227,8 @@ describe("Session data operations and status transitions", () => {
     "mergeSession is a no-op for an unknown, malformed or own token",
     Effect.gen(function*() {
       const session = yield* roundTrip(yield* Effect.tap(fresh, (s) => s.put("a", 1)))
-      yield* session.mergeSession("A".repeat(43))
-      yield* session.mergeSession("not a token")
+      yield* session.mergeSession(Redacted.make("A".repeat(43)))
+      yield* session.mergeSession(Redacted.make("not a token"))
       yield* session.mergeSession(Option.getOrThrow(yield* session.token))
       expect(yield* session.status).toBe("Unmodified")
       expect(yield* session.keys).toEqual(["a"])
@@ -343,9 +349,25 @@ describe("Typed keys: values round-trip exactly through the store", () => {
   )
 
   test(
-    "a value that no longer decodes is a typed SessionValueError, and pop leaves it in place",
+    "a value that no longer decodes is removed and read as none (the default), and the session is Modified",
     Effect.gen(function*() {
       const session = yield* fresh
+      yield* session.put("balance", "not a bigint")
+      yield* session.put("other", 1)
+      const manager = yield* SessionManager.SessionManager
+      const loaded = yield* roundTrip(session)
+      expect(yield* loaded.get(Balance)).toEqual(Option.none())
+      expect(yield* loaded.exists("balance")).toBe(false)
+      expect(yield* loaded.status).toBe("Modified")
+      expect(yield* loaded.getInt("other")).toBe(1)
+      expect((yield* manager.commit(loaded))._tag).toBe("Written")
+    })
+  )
+
+  it.effect("with onValueDecodeError: \"fail\", a typed SessionValueError, and pop leaves the value in place", () =>
+    Effect.gen(function*() {
+      const manager = yield* SessionManager.make({ onValueDecodeError: "fail" })
+      const session = yield* manager.load(undefined)
       yield* session.put("balance", "not a bigint")
       const result = yield* Effect.either(session.get(Balance))
       expect(Either.isLeft(result) && result.left._tag).toBe("SessionValueError")
@@ -354,8 +376,7 @@ describe("Typed keys: values round-trip exactly through the store", () => {
       const popped = yield* Effect.either(session.pop(Balance))
       expect(Either.isLeft(popped)).toBe(true)
       expect(yield* session.exists("balance")).toBe(true)
-    })
-  )
+    }).pipe(Effect.provide(MemoryStore.layer())))
 
   test(
     "a value its schema rejects fails put with a typed error and changes nothing",

@@ -11,8 +11,8 @@ const key = FastCheck.oneof(
   FastCheck.constantFrom("__proto__", "constructor", "toString", "hasOwnProperty", "", "0", "1e3", "é", "😀")
 )
 const record = FastCheck.record({
+  createdAt: FastCheck.integer(),
   deadline: FastCheck.double({ noNaN: true, noDefaultInfinity: true }),
-  committedAt: FastCheck.integer(),
   rememberMe: FastCheck.option(FastCheck.boolean(), { nil: undefined }),
   values: FastCheck.dictionary(key, FastCheck.jsonValue(), { maxKeys: 8 })
 }).map(({ rememberMe, ...rest }) => rememberMe === undefined ? rest : { ...rest, rememberMe })
@@ -51,7 +51,7 @@ describe("SessionCodec.json: its fast path gives what its Schema gives", () => {
   }, { fastCheck: { numRuns: 2000 } })
 
   it("a value JSON cannot hold fails with the Schema's error, on both paths", () => {
-    const session = { deadline: 1, committedAt: 1, values: { n: 1n } } as unknown as SessionCodec.SessionRecord
+    const session = { createdAt: 1, deadline: 1, values: { n: 1n } } as unknown as SessionCodec.SessionRecord
     const fast = SessionCodec.json.encode(session)
     expect(Either.isLeft(fast)).toBe(true)
     expect(fast).toEqual(viaSchema.encode(session))
@@ -59,7 +59,7 @@ describe("SessionCodec.json: its fast path gives what its Schema gives", () => {
 
   it("make wraps any schema from the record to text", () => {
     const codec = SessionCodec.make(Schema.parseJson(SessionCodec.SessionRecord))
-    const session = { deadline: 2, committedAt: 1, values: { a: [1, "x"] } }
+    const session = { createdAt: 1, deadline: 2, values: { a: [1, "x"] } }
     expect(Either.flatMap(codec.encode(session), codec.decode)).toEqual(Either.right(session))
     expect(Either.flatMap(SessionCodecMsgPack.msgPack.encode(session), SessionCodecMsgPack.msgPack.decode)).toEqual(
       Either.right(session)

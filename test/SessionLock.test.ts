@@ -66,6 +66,10 @@ afterAll(async () => {
 // ---------------------------------------------------------------------------------------------
 // Helpers: an in-process server with a counter, real HTTP through NodeHttpServer.layerTest.
 
+/** The store key (and so the lock key) of a `session=<token>` cookie: base64url(SHA-256(token)). */
+const storeKeyOf = (cookie: string): string =>
+  createHash("sha256").update(cookie.slice("session=".length)).digest("base64url")
+
 const SessionLive = SessionManager.layer().pipe(Layer.provide(MemoryStore.layer({ cleanupInterval: 0 })))
 
 /** Starts `app` behind the middleware on a random loopback port; returns a client for it. */
@@ -383,7 +387,8 @@ describe("SessionMiddleware with a lock (in process, over HTTP)", () => {
       expect(acquired).toEqual([])
       const cookie = yield* startSession(client)
       yield* client.get("/count", { headers: { cookie } })
-      expect(acquired).toEqual([cookie.slice("session=".length)])
+      // The lock key is the store key: the token's hash (hashTokenInStore is on by default).
+      expect(acquired).toEqual([storeKeyOf(cookie)])
     }))
 
   it.scopedLive("with hashTokenInStore the lock key is the store key (the hash), never the token", () =>
@@ -608,7 +613,7 @@ describe.skipIf(skipRedis !== undefined)(`SessionLock/Redis${skipRedis ? ` (skip
       const cookie = yield* startSession(client)
       // Another process holds this session's lock.
       const other = yield* makeLock()
-      yield* other.acquire(cookie.slice("session=".length))
+      yield* other.acquire(storeKeyOf(cookie))
       const response = yield* client.post("/increment", { headers: { cookie } })
       expect(response.status).toBe(503)
       expect(response.headers["retry-after"]).toBe("2")
@@ -707,7 +712,8 @@ describe("SessionMiddleware.layerApi with a lock (HttpApi)", () => {
   ) {}
   const CounterLive = HttpApiBuilder.group(Api, "counter", (handlers) =>
     handlers
-      .handle("start", () => Effect.flatMap(Session, (session) => session.put("count", 0)).pipe(Effect.as("0")))
+      .handle("start", () =>
+        Effect.flatMap(Session, (session) => session.put("count", 0)).pipe(Effect.orDie, Effect.as("0")))
       .handle("gated", () =>
         Effect.gen(function*() {
           const session = yield* Session
@@ -715,7 +721,7 @@ describe("SessionMiddleware.layerApi with a lock (HttpApi)", () => {
           entered++
           yield* Deferred.succeed(firstEntered, undefined)
           yield* Deferred.await(gate)
-          yield* session.put("count", count + 1)
+          yield* Effect.orDie(session.put("count", count + 1))
           return String(count + 1)
         })))
 

@@ -6,9 +6,11 @@ import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import type { AnyKey, Json, Session, SessionKey, SessionStatus } from "../Session.js"
+import type { AnyKey, Json, MergeOptions, Session, SessionKey, SessionStatus } from "../Session.js"
 import { SessionValueError } from "../Session.js"
+import type { SessionError } from "../SessionManager.js"
 import type { SessionStoreError } from "../SessionStore.js"
+import { describeIssue } from "./issues.js"
 import * as Token from "./token.js"
 
 /** The mutable state of one session within one request (or one manual load). */
@@ -17,27 +19,30 @@ export interface SessionState {
   token: string | undefined
   /** The store key this session was loaded or last written under; commits to it are updates. */
   storeKey: string | undefined
+  /** When the session was created: the absolute cap counts from here, renewal keeps it. */
+  createdAt: number
   deadline: number
-  committedAt: number
   rememberMe: boolean | undefined
   values: Map<string, unknown>
   status: SessionStatus
-  /** An idle-timeout refresh is due: commit even though nothing changed. */
+  /** An idle-timeout refresh is due: move the store's expiry even though nothing changed. */
   touch: boolean
 }
 
 /** What a session needs from its manager for the operations that reach the store. */
 export interface SessionContext {
   readonly lifetimeMillis: number
-  readonly storeKeyOf: (token: string) => string
+  /** Nothing moves a deadline past `createdAt + maxLifetimeMillis`. */
+  readonly maxLifetimeMillis: number
+  /** A typed value that no longer decodes: dropped (and logged), or a `SessionValueError`. */
+  readonly onValueDecodeError: "remove" | "fail"
   readonly deleteKey: (key: string) => Effect.Effect<void, SessionStoreError>
-  /** The live record stored for a token, if any (expired and undecodable ones are none). */
-  readonly findRecord: (
-    token: string
-  ) => Effect.Effect<
-    Option.Option<{ readonly key: string; readonly values: Map<string, unknown>; readonly deadline: number }>,
-    SessionStoreError
-  >
+  /** Atomically takes the live entry under a store key: none when it is gone. */
+  readonly takeKey: (key: string) => Effect.Effect<boolean, SessionStoreError>
+  /** Stores a session that has a new token and no store key yet, at once (it then has its key). */
+  readonly storeNew: (state: SessionState) => Effect.Effect<void, SessionError>
+  /** Takes another session's live values from the store by its token (none if gone or undecodable). */
+  readonly takeValues: (token: string) => Effect.Effect<Option.Option<Map<string, unknown>>, SessionStoreError>
 }
 
 export const SessionStateId: unique symbol = Symbol.for("effect-session/SessionState")
@@ -54,14 +59,11 @@ export const stateOf = (session: Session): SessionState => {
   return state
 }
 
-/** Whether a commit has anything to do: a change, a destroy, or an idle-window refresh. */
-export const needsCommit = (state: SessionState): boolean => state.status !== "Unmodified" || state.touch
-
 export const freshState = (now: number, lifetimeMillis: number): SessionState => ({
   token: undefined,
   storeKey: undefined,
+  createdAt: now,
   deadline: now + lifetimeMillis,
-  committedAt: now,
   rememberMe: undefined,
   values: new Map(),
   status: "Unmodified",
@@ -75,7 +77,25 @@ const nameOf = (key: AnyKey): string => typeof key === "string" ? key : key.name
 const decodeWith = <A, I>(key: SessionKey<A, I>, encoded: unknown): Either.Either<A, SessionValueError> =>
   Either.mapLeft(
     ParseResult.decodeUnknownEither(key.schema)(encoded),
-    (issue) => new SessionValueError({ reason: "Decode", key: key.name, cause: new ParseResult.ParseError({ issue }) })
+    (issue) => new SessionValueError({ reason: "Decode", key: key.name, detail: describeIssue(issue) })
+  )
+
+/**
+ * A typed value that no longer decodes (its schema changed since it was put): by default it is
+ * dropped, so that one stale value cannot lock its user out; the key's name is logged, never the value.
+ */
+const undecodable = (
+  state: SessionState,
+  context: SessionContext,
+  error: SessionValueError
+): Effect.Effect<Option.Option<never>, SessionValueError> =>
+  context.onValueDecodeError === "fail" ? Effect.fail(error) : Effect.sync(() => {
+    popRaw(state, error.key)
+    return Option.none()
+  }).pipe(
+    Effect.tap(() =>
+      Effect.logWarning(`effect-session: the value under "${error.key}" no longer decodes; it was removed`)
+    )
   )
 
 // Zero-value readers for the scs-style typed getters: a value of another type reads as zero.
@@ -103,32 +123,46 @@ const popRaw = (state: SessionState, name: string): Option.Option<unknown> => {
   return Option.some(value)
 }
 
-const get = (state: SessionState, key: TypedOrNamed): Effect.Effect<Option.Option<unknown>, SessionValueError> =>
+const get = (
+  state: SessionState,
+  context: SessionContext,
+  key: TypedOrNamed
+): Effect.Effect<Option.Option<unknown>, SessionValueError> =>
   Effect.suspend(() => {
     const raw = getRaw(state, nameOf(key))
     if (typeof key === "string" || Option.isNone(raw)) return Effect.succeed(raw)
     return Either.match(decodeWith(key, raw.value), {
-      onLeft: Effect.fail,
+      onLeft: (error) => undecodable(state, context, error),
       onRight: (a) => Effect.succeed(Option.some(a))
     })
   })
 
-const pop = (state: SessionState, key: TypedOrNamed): Effect.Effect<Option.Option<unknown>, SessionValueError> =>
+const pop = (
+  state: SessionState,
+  context: SessionContext,
+  key: TypedOrNamed
+): Effect.Effect<Option.Option<unknown>, SessionValueError> =>
   Effect.suspend(() => {
     const raw = getRaw(state, nameOf(key))
     if (Option.isNone(raw)) return Effect.succeed(raw)
     if (typeof key !== "string") {
-      // Decode before removing: a value that no longer decodes stays where it was.
       const decoded = decodeWith(key, raw.value)
-      if (Either.isLeft(decoded)) return Effect.fail(decoded.left)
+      if (Either.isLeft(decoded)) return undecodable(state, context, decoded.left)
       popRaw(state, key.name)
       return Effect.succeed(Option.some(decoded.right))
     }
     return Effect.succeed(popRaw(state, key))
   })
 
+// The one key a JSON object cannot keep as data: it would set the object's prototype on reload.
+const UNKEEPABLE = "__proto__"
+
 const put = (state: SessionState, key: TypedOrNamed, value: unknown): Effect.Effect<void, SessionValueError> =>
   Effect.suspend(() => {
+    const name = nameOf(key)
+    if (name === UNKEEPABLE) {
+      return Effect.fail(new SessionValueError({ reason: "Key", key: name, detail: "this key cannot be stored" }))
+    }
     if (typeof key === "string") {
       state.values.set(key, value as Json)
       touchModified(state)
@@ -136,9 +170,7 @@ const put = (state: SessionState, key: TypedOrNamed, value: unknown): Effect.Eff
     }
     return Either.match(ParseResult.encodeEither(key.schema)(value), {
       onLeft: (issue) =>
-        Effect.fail(
-          new SessionValueError({ reason: "Encode", key: key.name, cause: new ParseResult.ParseError({ issue }) })
-        ),
+        Effect.fail(new SessionValueError({ reason: "Encode", key: key.name, detail: describeIssue(issue) })),
       onRight: (encoded) =>
         Effect.sync(() => {
           state.values.set(key.name, encoded)
@@ -147,46 +179,70 @@ const put = (state: SessionState, key: TypedOrNamed, value: unknown): Effect.Eff
     })
   })
 
-const renewToken = (state: SessionState, context: SessionContext): Effect.Effect<void, SessionStoreError> =>
+/** The cap nothing moves the deadline past. */
+const capOf = (state: SessionState, context: SessionContext): number => state.createdAt + context.maxLifetimeMillis
+
+/**
+ * The session is destroyed (here, or by someone else first): this request has none left, and a
+ * later `put` starts a brand-new one.
+ */
+const becomeDestroyed = (state: SessionState, context: SessionContext, now: number): void => {
+  state.createdAt = now
+  state.deadline = now + context.lifetimeMillis
+  state.token = undefined
+  state.storeKey = undefined
+  state.values = new Map()
+  state.rememberMe = undefined
+  state.touch = false
+  state.status = "Destroyed"
+}
+
+/**
+ * A new token. A stored session is first taken from the store (atomically: if a logout or a
+ * revocation got there first, the session is gone and stays gone) and stored again under the new
+ * token at once, so a revocation from here on finds it. The deadline moves to `lifetime` from now,
+ * but never past the cap.
+ */
+const renewToken = (state: SessionState, context: SessionContext): Effect.Effect<void, SessionError> =>
   Effect.gen(function*() {
-    const oldKey = state.storeKey
-    if (oldKey !== undefined) yield* context.deleteKey(oldKey)
     const now = yield* Clock.currentTimeMillis
+    const stored = state.storeKey
+    if (stored !== undefined && !(yield* context.takeKey(stored))) return becomeDestroyed(state, context, now)
     state.token = Token.generate()
     state.storeKey = undefined
-    state.deadline = now + context.lifetimeMillis
+    state.deadline = Math.min(now + context.lifetimeMillis, capOf(state, context))
     touchModified(state)
+    if (stored !== undefined) yield* context.storeNew(state)
   })
 
 const destroy = (state: SessionState, context: SessionContext): Effect.Effect<void, SessionStoreError> =>
-  Effect.gen(function*() {
+  Effect.clockWith((clock) => {
     const key = state.storeKey
-    const now = yield* Clock.currentTimeMillis
-    state.token = undefined
-    state.storeKey = undefined
-    state.values = new Map()
-    state.deadline = now + context.lifetimeMillis
-    state.rememberMe = undefined
-    state.touch = false
-    state.status = "Destroyed"
-    if (key !== undefined) yield* context.deleteKey(key)
+    becomeDestroyed(state, context, clock.unsafeCurrentTimeMillis())
+    return key === undefined ? Effect.void : context.deleteKey(key)
   })
 
+/**
+ * Pulls another stored session's values into this one: the other session is taken from the store
+ * (it is gone afterwards), this session keeps its own deadline and cap, and gets a new token.
+ */
 const mergeSession = (
   state: SessionState,
   context: SessionContext,
-  tokenInput: string | Redacted.Redacted<string>
-): Effect.Effect<void, SessionStoreError> =>
+  token: Redacted.Redacted<string>,
+  options: MergeOptions | undefined
+): Effect.Effect<void, SessionError> =>
   Effect.gen(function*() {
-    const token = Redacted.isRedacted(tokenInput) ? Redacted.value(tokenInput) : tokenInput
-    if (token === state.token || !Token.isWellFormed(token)) return
-    const found = yield* context.findRecord(token)
-    if (Option.isNone(found)) return
-    const other = found.value
-    for (const [name, value] of other.values) state.values.set(name, value)
-    if (other.deadline > state.deadline) state.deadline = other.deadline
+    const raw = Redacted.value(token)
+    if (raw === state.token || !Token.isWellFormed(raw)) return
+    const other = yield* context.takeValues(raw)
+    if (Option.isNone(other)) return
+    const otherWins = options?.prefer === "other"
+    for (const [name, value] of other.value) {
+      if (otherWins || !state.values.has(name)) state.values.set(name, value)
+    }
     touchModified(state)
-    yield* context.deleteKey(other.key)
+    yield* renewToken(state, context)
   })
 
 const getWith = <A>(state: SessionState, read: (u: unknown) => A, name: string): Effect.Effect<A> =>
@@ -209,7 +265,8 @@ class SessionImpl implements SessionWithState {
   }
   get get(): Session["get"] {
     const state = this[SessionStateId]
-    return ((key: TypedOrNamed) => get(state, key)) as Session["get"]
+    const context = this.#context
+    return ((key: TypedOrNamed) => get(state, context, key)) as Session["get"]
   }
   get put(): Session["put"] {
     const state = this[SessionStateId]
@@ -217,7 +274,8 @@ class SessionImpl implements SessionWithState {
   }
   get pop(): Session["pop"] {
     const state = this[SessionStateId]
-    return ((key: TypedOrNamed) => pop(state, key)) as Session["pop"]
+    const context = this.#context
+    return ((key: TypedOrNamed) => pop(state, context, key)) as Session["pop"]
   }
   get remove(): Session["remove"] {
     const state = this[SessionStateId]
@@ -251,7 +309,7 @@ class SessionImpl implements SessionWithState {
   get mergeSession(): Session["mergeSession"] {
     const state = this[SessionStateId]
     const context = this.#context
-    return (token) => mergeSession(state, context, token)
+    return (token, options) => mergeSession(state, context, token, options)
   }
   get rememberMe(): Session["rememberMe"] {
     const state = this[SessionStateId]
@@ -275,9 +333,10 @@ class SessionImpl implements SessionWithState {
   }
   get setDeadline(): Session["setDeadline"] {
     const state = this[SessionStateId]
+    const cap = capOf(state, this.#context)
     return (input) =>
       Effect.sync(() => {
-        state.deadline = DateTime.toEpochMillis(DateTime.unsafeMake(input))
+        state.deadline = Math.min(DateTime.toEpochMillis(DateTime.unsafeMake(input)), cap)
         touchModified(state)
       })
   }
