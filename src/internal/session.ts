@@ -123,6 +123,19 @@ const popRaw = (state: SessionState, name: string): Option.Option<unknown> => {
   return Option.some(value)
 }
 
+/** A typed key's value decoded and handed to `f`; a stale value as `onValueDecodeError` says. */
+const readTyped = (
+  state: SessionState,
+  context: SessionContext,
+  key: SessionKey<unknown, unknown>,
+  encoded: unknown,
+  f: (value: unknown) => Option.Option<unknown>
+): Effect.Effect<Option.Option<unknown>, SessionValueError> =>
+  Either.match(decodeWith(key, encoded), {
+    onLeft: (error) => undecodable(state, context, error),
+    onRight: (value) => Effect.succeed(f(value))
+  })
+
 const get = (
   state: SessionState,
   context: SessionContext,
@@ -131,10 +144,7 @@ const get = (
   Effect.suspend(() => {
     const raw = getRaw(state, nameOf(key))
     if (typeof key === "string" || Option.isNone(raw)) return Effect.succeed(raw)
-    return Either.match(decodeWith(key, raw.value), {
-      onLeft: (error) => undecodable(state, context, error),
-      onRight: (a) => Effect.succeed(Option.some(a))
-    })
+    return readTyped(state, context, key, raw.value, Option.some)
   })
 
 const pop = (
@@ -143,15 +153,14 @@ const pop = (
   key: TypedOrNamed
 ): Effect.Effect<Option.Option<unknown>, SessionValueError> =>
   Effect.suspend(() => {
-    const raw = getRaw(state, nameOf(key))
+    if (typeof key === "string") return Effect.succeed(popRaw(state, key))
+    const raw = getRaw(state, key.name)
     if (Option.isNone(raw)) return Effect.succeed(raw)
-    if (typeof key !== "string") {
-      const decoded = decodeWith(key, raw.value)
-      if (Either.isLeft(decoded)) return undecodable(state, context, decoded.left)
+    // Decoded before it is removed: with `onValueDecodeError: "fail"` a stale value stays.
+    return readTyped(state, context, key, raw.value, (value) => {
       popRaw(state, key.name)
-      return Effect.succeed(Option.some(decoded.right))
-    }
-    return Effect.succeed(popRaw(state, key))
+      return Option.some(value)
+    })
   })
 
 // The one key a JSON object cannot keep as data: it would set the object's prototype on reload.

@@ -275,24 +275,31 @@ export const storeConformance = <R = never>(options: StoreConformanceOptions<R>)
       })
     )
 
-    test(
-      "concurrent updates racing a delete never re-create the entry",
+    /**
+     * For 20 fresh keys: five `write`s race a delete; whatever order they ran in, the delete is the
+     * last word, and nothing is left behind (an index entry, a row the sweep would have to find).
+     */
+    const racingADelete = (write: (store: SessionStore, key: string, i: number) => Effect.Effect<unknown, unknown>) =>
       Effect.gen(function*() {
         const store = yield* SessionStore
         const keys = Array.from({ length: 20 }, newKey)
         for (const key of keys) {
           yield* store.commit(key, "seed", START + hour, "create")
           const results = yield* Effect.all([
-            ...Array.from({ length: 5 }, (_, i) => store.commit(key, `late-${i}`, START + hour, "update")),
+            ...Array.from({ length: 5 }, (_, i) => write(store, key, i)),
             Effect.as(store.delete(key), "deleted" as const)
           ], { concurrency: "unbounded" })
           expect(results).toContain("deleted")
-          // Whatever order they ran in, the delete is the last word.
+          expect(yield* store.find(key)).toEqual(Option.none())
+          expect(yield* store.touch(key, START + 3 * hour)).toBe("gone")
           expect(yield* store.find(key)).toEqual(Option.none())
         }
-        // Nothing is left behind either (an index entry, a row the sweep would have to find).
         if (options.sweep !== undefined) expect(yield* options.sweep.physicalCount(keys)).toBe(0)
       })
+
+    test(
+      "concurrent updates racing a delete never re-create the entry",
+      racingADelete((store, key, i) => store.commit(key, `late-${i}`, START + hour, "update"))
     )
 
     test(
@@ -485,22 +492,7 @@ export const storeConformance = <R = never>(options: StoreConformanceOptions<R>)
 
     test(
       "concurrent touches racing a delete never re-create the entry",
-      Effect.gen(function*() {
-        const store = yield* SessionStore
-        const keys = Array.from({ length: 20 }, newKey)
-        for (const key of keys) {
-          yield* store.commit(key, "seed", START + hour, "create")
-          const results = yield* Effect.all([
-            ...Array.from({ length: 5 }, (_, i) => store.touch(key, START + 2 * hour + i)),
-            Effect.as(store.delete(key), "deleted" as const)
-          ], { concurrency: "unbounded" })
-          expect(results).toContain("deleted")
-          expect(yield* store.find(key)).toEqual(Option.none())
-          expect(yield* store.touch(key, START + 3 * hour)).toBe("gone")
-          expect(yield* store.find(key)).toEqual(Option.none())
-        }
-        if (options.sweep !== undefined) expect(yield* options.sweep.physicalCount(keys)).toBe(0)
-      })
+      racingADelete((store, key, i) => store.touch(key, START + 2 * hour + i))
     )
 
     test(
