@@ -42,7 +42,7 @@ interface Measurement {
 
 const measureEffectSession = (): Promise<Measurement> =>
   Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-    const store = yield* MemoryStore.make({ cleanupInterval: 0 })
+    const store = yield* MemoryStore.make({ cleanupInterval: 0, maxEntries: Math.max(1, sessions) })
     const manager = yield* SessionManager.make({ lifetime: "24 hours" }).pipe(
       Effect.provideService(SessionStore, store)
     )

@@ -42,10 +42,14 @@ const importOptional = async <A>(path: string): Promise<A | undefined> => {
   }
 }
 
-export const storeLayer = async (name: string): Promise<StoreLayer> => {
+/**
+ * The store a server runs on. `sessions`: how many the server will hold at most (the memory
+ * store's entry cap is set above it: the bench measures speed, not the cap).
+ */
+export const storeLayer = async (name: string, sessions = 0): Promise<StoreLayer> => {
   switch (name) {
     case "memory":
-      return { _tag: "Available", layer: MemoryStore.layer() }
+      return { _tag: "Available", layer: MemoryStore.layer({ maxEntries: sessions + 1_000_000 }) }
     case "redis":
       return redisLayer()
     case "pg":

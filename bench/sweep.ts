@@ -17,7 +17,7 @@ import { argValue, userValue } from "./shared.js"
 const sessions = Number(argValue("sessions", "1000000"))
 
 const result = await Effect.runPromise(Effect.scoped(Effect.gen(function*() {
-  const store = yield* MemoryStore.make({ cleanupInterval: 0 })
+  const store = yield* MemoryStore.make({ cleanupInterval: 0, maxEntries: sessions })
   const now = Date.now()
   const expiresAt = now + 2_000
   for (let i = 0; i < sessions; i++) {

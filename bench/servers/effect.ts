@@ -79,7 +79,7 @@ const CountingStore = Layer.effect(
 )
 
 const withSession = async () => {
-  const store = await storeLayer(storeName)
+  const store = await storeLayer(storeName, prefill)
   if (store._tag === "Unavailable") {
     console.error(`effect-session server: ${store.reason}`)
     process.exit(3)
