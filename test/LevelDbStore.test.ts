@@ -73,22 +73,6 @@ describe("LevelDbStore", () => {
       expect(raw.filter(([key]) => key.startsWith("!expiry!")).length).toBe(5)
     }))
 
-  it.scoped("a touched entry outlives a sweep past its old expiry and is swept after its new one", () =>
-    Effect.gen(function*() {
-      yield* TestClock.setTime(START)
-      const dir = yield* tempDir
-      const store = yield* LevelDbStore.make({ path: dir, cleanupInterval: 0 })
-      yield* store.commit("k", "v", START + 1_000, "create")
-      expect(yield* store.touch("k", START + 60_000)).toBe("written")
-      yield* TestClock.adjust("30 seconds")
-      expect(yield* store.find("k")).toEqual(Option.some({ data: "v", expiresAt: START + 60_000 }))
-      expect(yield* store.sweep).toBe(0)
-      yield* TestClock.adjust("30 seconds")
-      expect(yield* store.touch("k", START + 120_000)).toBe("gone")
-      expect(yield* store.sweep).toBe(1)
-      expect(yield* store.size).toBe(0)
-    }))
-
   it.scoped("cleanupInterval 0 runs no sweep", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(START)

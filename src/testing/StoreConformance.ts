@@ -665,6 +665,39 @@ export const storeConformance = <R = never>(options: StoreConformanceOptions<R>)
       )
 
       bare(
+        "a touched entry outlives a sweep past its old expiry and is swept after its new one",
+        Effect.gen(function*() {
+          const observed = yield* buildObserved(options.layer)
+          const store = Context.get(observed.context, SessionStore)
+          const physicalCount = (keys: ReadonlyArray<string>) =>
+            Effect.provide(sweep.physicalCount(keys), observed.context)
+          const interval = Duration.toMillis(sweep.interval)
+          const touched = newKey()
+          // Expires with the touched entry's old expiry: once it is gone, a sweep has run.
+          const marker = newKey()
+          yield* store.commit(touched, "kept", START + 1000, "create")
+          yield* store.commit(marker, "dead", START + 1000, "create")
+          expect(yield* store.touch(touched, START + 3 * interval)).toBe("written")
+          const both = [touched, marker]
+          yield* TestClock.adjust(sweep.interval)
+          // The marker swept, the touched entry kept.
+          yield* untilAsleep(
+            Effect.map(physicalCount(both), (count) => count === 1),
+            observed.nextSleep,
+            "the sweep after one interval"
+          )
+          expect(yield* store.find(marker)).toEqual(Option.none())
+          expect(yield* store.find(touched)).toEqual(found("kept", START + 3 * interval))
+          yield* TestClock.adjust(Duration.times(sweep.interval, 3))
+          yield* untilAsleep(
+            Effect.map(physicalCount(both), (count) => count === 0),
+            observed.nextSleep,
+            "the sweep after the new expiry"
+          )
+        })
+      )
+
+      bare(
         `a clock jump of ${Duration.format(JUMP)} wakes the sweeper a bounded number of times, not once per interval`,
         Effect.gen(function*() {
           const observed = yield* buildObserved(options.layer)
