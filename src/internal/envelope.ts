@@ -36,10 +36,6 @@ export const decode = (raw: unknown): Envelope | undefined => {
 export const isLive = (envelope: Envelope | undefined, now: number): envelope is Envelope =>
   envelope !== undefined && envelope.expiresAt > now
 
-/** The payload of a live envelope, as `find` returns it. */
-export const liveData = (envelope: Envelope | undefined, now: number): Option.Option<string> =>
-  isLive(envelope, now) ? Option.some(envelope.data) : Option.none()
-
-/** A live envelope as `find` and `take` return it (its payload and expiry), or none. */
+/** A live envelope as `find` and `take` return it (its payload and expiry: the decoded value itself), or none. */
 export const liveEntry = (envelope: Envelope | undefined, now: number): Option.Option<Envelope> =>
-  isLive(envelope, now) ? Option.some({ data: envelope.data, expiresAt: envelope.expiresAt }) : Option.none()
+  isLive(envelope, now) ? Option.some(envelope) : Option.none()
