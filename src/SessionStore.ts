@@ -116,6 +116,81 @@ export interface SessionStore {
    * `SCAN`, batches) rather than load or lock everything at once, and never emit expired entries.
    */
   readonly all: Stream.Stream<StoredSession, SessionStoreError> | undefined
+
+  /**
+   * The index of sessions by owner (see `OwnerIndex`), or `undefined` when the backend keeps
+   * none: the manager's owner operations then fail with `SessionStoreError` (reason `Unsupported`).
+   */
+  readonly owners: OwnerIndex | undefined
+}
+
+/**
+ * One session of an owner as the index knows it: its handle and the store key it lives under.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface OwnerLink {
+  readonly handle: string
+  readonly key: string
+}
+
+/**
+ * What `OwnerIndex.link` did: `"linked"`, or `"revoked"` when the handle was revoked and nothing
+ * was written.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type LinkResult = "linked" | "revoked"
+
+/**
+ * An index from an owner id (a user id) to that owner's sessions, so that listing and revoking
+ * them costs O(sessions of the owner), never a scan of every session.
+ *
+ * Each of an owner's sessions has a `handle`: a random, non-secret id that stays the same when
+ * the session's token (and so its store key) is renewed. The index maps each handle to the key
+ * the session lives under, or, once the handle is revoked, to a tombstone kept until the
+ * handle's `until` (no session outlives its absolute cap, so no renewal can come later).
+ *
+ * The index and the sessions are written in separate steps, so the index may name keys whose
+ * session is gone (destroyed, expired, swept): the manager checks every key it lists and unlinks
+ * the dead ones. It never misses a live session: the manager links a key before it stores a
+ * session under it and links it again after (a revocation between the two is seen by the second
+ * link, which then answers `"revoked"`). Each method is atomic per owner; an entry past its
+ * `until` (by the `Clock`) is never returned and may be dropped at any time.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface OwnerIndex {
+  /**
+   * Points `handle` of `owner` at `key` until `until` (epoch milliseconds), replacing the key it
+   * pointed at; answers `"revoked"` and writes nothing when the handle is revoked.
+   */
+  readonly link: (
+    owner: string,
+    handle: string,
+    key: string,
+    until: number
+  ) => Effect.Effect<LinkResult, SessionStoreError>
+
+  /** The owner's linked (not revoked, not past `until`) handles and their keys, in no set order. */
+  readonly list: (owner: string) => Effect.Effect<ReadonlyArray<OwnerLink>, SessionStoreError>
+
+  /**
+   * Revokes handles of `owner` in one step: the given ones, or with `"all"` every linked one but
+   * `except`. Each revoked handle becomes a tombstone until its `until`; the keys they pointed at
+   * are returned (the manager deletes those sessions). Unknown handles are ignored.
+   */
+  readonly revoke: (
+    owner: string,
+    handles: ReadonlyArray<string> | "all",
+    except?: string | undefined
+  ) => Effect.Effect<ReadonlyArray<string>, SessionStoreError>
+
+  /** Removes `handle` of `owner` if it still points at `key` (a tombstone or another key stays). */
+  readonly unlink: (owner: string, handle: string, key: string) => Effect.Effect<void, SessionStoreError>
 }
 
 /**
@@ -150,7 +225,19 @@ export type SessionStoreErrorReason = "Unavailable" | "Timeout" | "Unsupported" 
  */
 export class SessionStoreError extends Data.TaggedError("SessionStoreError")<{
   readonly reason: SessionStoreErrorReason
-  readonly operation: "find" | "commit" | "take" | "touch" | "delete" | "all" | "sweep" | "open"
+  readonly operation:
+    | "find"
+    | "commit"
+    | "take"
+    | "touch"
+    | "delete"
+    | "all"
+    | "sweep"
+    | "open"
+    | "link"
+    | "list"
+    | "revoke"
+    | "unlink"
   readonly cause?: unknown
   readonly detail?: string
 }> {

@@ -58,7 +58,8 @@ const spyOn = (store: SessionStore, observed: Observed): SessionStore => {
     take: (key) => record(key, true, () => store.take(key)),
     touch: (key, expiresAt) => record(key, true, () => store.touch(key, expiresAt)),
     delete: (key) => record(key, true, () => store.delete(key)),
-    all: store.all
+    all: store.all,
+    owners: store.owners
   }
 }
 

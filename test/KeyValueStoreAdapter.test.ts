@@ -25,13 +25,15 @@ const fileSystemLayer = (dir: string) =>
 storeConformance({
   name: "KeyValueStore adapter (memory)",
   layer: KeyValueStoreAdapter.layer().pipe(Layer.provide(KeyValueStore.layerMemory)),
-  enumerable: false
+  enumerable: false,
+  owners: false
 })
 
 storeConformance({
   name: "KeyValueStore adapter (file system)",
   layer: Layer.unwrapScoped(Effect.map(tempDir, fileSystemLayer)),
   enumerable: false,
+  owners: false,
   durable: { storage: Effect.map(tempDir, fileSystemLayer) }
 })
 

@@ -40,6 +40,7 @@ storeConformance({
   name: "leveldb",
   layer: onFreshDirectory({ cleanupInterval: "1 minute" }),
   enumerable: true,
+  owners: false,
   paging: { layer: (pageSize) => onFreshDirectory({ cleanupInterval: 0, pageSize }) },
   durable: { storage: Effect.map(tempDir, (dir) => LevelDbStore.layer({ path: dir, cleanupInterval: 0 })) },
   sweep: {

@@ -13,6 +13,7 @@ storeConformance({
   name: "memory",
   layer: MemoryStore.layer({ cleanupInterval: "1 minute" }),
   enumerable: true,
+  owners: true,
   // Each case has a store of its own, so every entry it holds is the case's.
   sweep: { interval: "1 minute", physicalCount: () => Effect.flatMap(MemoryStore.MemoryStore, (store) => store.size) }
 })

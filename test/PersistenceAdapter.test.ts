@@ -24,7 +24,8 @@ const lmdbBacking = (dir: string) => PersistenceLmdb.layer({ path: dir })
 storeConformance({
   name: "Persistence adapter (memory backing)",
   layer: PersistenceSessionStore.layer().pipe(Layer.provide(Persistence.layerMemory)),
-  enumerable: false
+  enumerable: false,
+  owners: false
 })
 
 /** The adapter over an LMDB backing in `dir`. */
@@ -34,6 +35,7 @@ storeConformance({
   name: "Persistence adapter (LMDB backing)",
   layer: Layer.unwrapScoped(Effect.map(tempDir, onLmdb)),
   enumerable: false,
+  owners: false,
   durable: { storage: Effect.map(tempDir, onLmdb) }
 })
 

@@ -366,7 +366,8 @@ describe("SessionManager with a failing store", () => {
       take: () => Effect.succeed(Option.none()),
       touch: () => Effect.succeed("gone"),
       delete: () => operation === "delete" ? Effect.fail(error) : Effect.void,
-      all: undefined
+      all: undefined,
+      owners: undefined
     }
   }
   const managerOver = (store: SessionStore) => Effect.provideService(SessionManager.make(), SessionStore, store)

@@ -304,7 +304,8 @@ describe("failures", () => {
       take: () => Effect.succeed(Option.none()),
       touch: () => Effect.succeed("gone" as const),
       delete: () => Effect.void,
-      all: undefined
+      all: undefined,
+      owners: undefined
     })
 
   const withStore = (

@@ -61,6 +61,7 @@ storeConformance({
   name: "sqlite (:memory:, SqlStore over SqliteClient)",
   layer: memoryLayer({ cleanupInterval: "1 minute" }),
   enumerable: true,
+  owners: false,
   paging: { layer: (pageSize) => memoryLayer({ cleanupInterval: 0, pageSize }) },
   sweep: {
     interval: "1 minute",
@@ -76,7 +77,8 @@ storeConformance({
 storeConformance({
   name: "sqlite (:memory:, ready layer)",
   layer: SqliteStore.layer({ client: { filename: ":memory:" } }),
-  enumerable: true
+  enumerable: true,
+  owners: false
 })
 
 describe("SqlStore on SQLite", () => {

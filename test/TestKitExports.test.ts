@@ -10,5 +10,6 @@ storeConformance({
   name: "memory, through the package exports",
   layer: MemoryStore.layer({ cleanupInterval: "1 minute" }),
   enumerable: true,
+  owners: true,
   sweep: { interval: "1 minute", physicalCount: () => Effect.flatMap(MemoryStore.MemoryStore, (store) => store.size) }
 })

@@ -241,6 +241,7 @@ export const sqlStoreSuite = (dialect: SqlDialectUnderTest): SqlSuiteTools => {
     name: dialect.conformanceName,
     layer: dialect.layer({ table: TABLE, cleanupInterval: "1 minute" }),
     enumerable: true,
+    owners: false,
     paging: { layer: (pageSize) => dialect.layer({ table: TABLE, cleanupInterval: 0, pageSize }) },
     sweep: { interval: "1 minute", physicalCount: (keys) => countRows(TABLE, keys) },
     skip

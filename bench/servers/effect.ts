@@ -74,7 +74,8 @@ const CountingStore = Layer.effect(
     take: (key) => Effect.suspend(() => (stats.take++, store.take(key))),
     touch: (key, expiresAt) => Effect.suspend(() => (stats.touch++, store.touch(key, expiresAt))),
     delete: (key) => Effect.suspend(() => (stats.delete++, store.delete(key))),
-    all: store.all
+    all: store.all,
+    owners: store.owners
   }))
 )
 

@@ -158,7 +158,8 @@ export const make = (
           })
         ),
       delete: (key) => mutex.withLock(key)(remove("delete", key)),
-      all: undefined
+      all: undefined,
+      owners: undefined
     }
     return store
   })

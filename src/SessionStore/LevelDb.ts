@@ -293,6 +293,7 @@ export const make = (
         ),
       delete: (key) =>
         mutex.withLock(key)(Effect.flatMap(get("delete", key), (previous) => batch("delete", removal(key, previous)))),
+      owners: undefined,
       all: Stream.unwrap(
         Effect.map(
           Clock.currentTimeMillis,

@@ -231,6 +231,7 @@ export const make = (options: Options): Effect.Effect<LmdbStore, SessionStoreErr
         transaction("delete", () => {
           remove(key, Envelope.decode(entries.get(key)))
         }),
+      owners: undefined,
       all: Stream.unwrap(
         Effect.map(
           Clock.currentTimeMillis,

@@ -28,7 +28,7 @@ import * as InternalOptions from "../internal/options.js"
 import { provideBoth } from "../internal/storeLayer.js"
 import * as Sweeper from "../internal/sweeper.js"
 import type { SessionConfigError } from "../SessionConfigError.js"
-import type { SessionStore, StoredEntry, StoredSession } from "../SessionStore.js"
+import type { OwnerIndex, OwnerLink, SessionStore, StoredEntry, StoredSession } from "../SessionStore.js"
 import { SessionStoreError } from "../SessionStore.js"
 
 /**
@@ -60,6 +60,7 @@ export interface Options {
  */
 export interface MemoryStore extends SessionStore {
   readonly all: Stream.Stream<StoredSession>
+  readonly owners: OwnerIndex
   readonly size: Effect.Effect<number>
   /** Deletes every expired entry now, in batches; returns how many it deleted. */
   readonly sweep: Effect.Effect<number>
@@ -80,6 +81,12 @@ export const MemoryStore: Context.Tag<MemoryStore, MemoryStore> = Context.Generi
 // a write replaces it.
 class Entry implements StoredEntry {
   constructor(readonly data: string, readonly expiresAt: number) {}
+}
+
+// One handle of an owner: the key its session lives under, or `undefined` once revoked.
+interface Link {
+  readonly key: string | undefined
+  readonly until: number
 }
 
 // Entries are spread over many small maps rather than one big one: a JavaScript Map rehashes
@@ -118,6 +125,58 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, SessionC
       return size
     }
 
+    // Owner id → handle → link. Links past their `until` are dropped by the sweep and skipped on reads.
+    const owners = new Map<string, Map<string, Link>>()
+
+    const liveLinks = (owner: string, now: number): Map<string, Link> | undefined => {
+      const links = owners.get(owner)
+      if (links === undefined) return undefined
+      for (const [handle, link] of links) if (link.until <= now) links.delete(handle)
+      if (links.size === 0) owners.delete(owner)
+      return links
+    }
+
+    const index: OwnerIndex = {
+      link: (owner, handle, key, until) =>
+        Effect.clockWith((clock) => {
+          const links = liveLinks(owner, clock.unsafeCurrentTimeMillis())
+          const current = links?.get(handle)
+          if (current !== undefined && current.key === undefined) return Effect.succeed("revoked" as const)
+          if (links === undefined) owners.set(owner, new Map([[handle, { key, until }]]))
+          else links.set(handle, { key, until })
+          return Effect.succeed("linked" as const)
+        }),
+      list: (owner) =>
+        Effect.clockWith((clock) => {
+          const result: Array<OwnerLink> = []
+          const links = liveLinks(owner, clock.unsafeCurrentTimeMillis())
+          if (links !== undefined) {
+            for (const [handle, link] of links) if (link.key !== undefined) result.push({ handle, key: link.key })
+          }
+          return Effect.succeed(result)
+        }),
+      revoke: (owner, handles, except) =>
+        Effect.clockWith((clock) => {
+          const keys: Array<string> = []
+          const links = liveLinks(owner, clock.unsafeCurrentTimeMillis())
+          if (links === undefined) return Effect.succeed(keys)
+          for (const handle of handles === "all" ? Array.from(links.keys()) : handles) {
+            const link = links.get(handle)
+            if (link === undefined || link.key === undefined || handle === except) continue
+            keys.push(link.key)
+            links.set(handle, { key: undefined, until: link.until })
+          }
+          return Effect.succeed(keys)
+        }),
+      unlink: (owner, handle, key) =>
+        Effect.sync(() => {
+          const links = owners.get(owner)
+          if (links?.get(handle)?.key !== key) return
+          links.delete(handle)
+          if (links.size === 0) owners.delete(owner)
+        })
+    }
+
     // No entry held expires before `earliestExpiry` (a lower bound: every write lowers it, a
     // completed sweep sets it exactly), so a full store knows without a scan whether a sweep
     // could make room, and a flood of creates against a full store costs no sweeps.
@@ -154,6 +213,13 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, SessionC
         }
       }
       earliestExpiry = Math.min(earliestKept, earliestWrittenDuringSweep)
+      for (const [owner, links] of owners) {
+        for (const [handle, link] of links) {
+          if (link.until <= now) links.delete(handle)
+          if (++examined % batchSize === 0) yield* yieldToEventLoop
+        }
+        if (links.size === 0) owners.delete(owner)
+      }
       return deleted
     }).pipe(Effect.ensuring(Effect.sync(() => {
       sweeping = false
@@ -239,6 +305,7 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, SessionC
             Stream.map(([key, entry]) => ({ key, data: entry.data, expiresAt: entry.expiresAt }))
           ))
       ),
+      owners: index,
       size: Effect.sync(count),
       sweep
     }

@@ -139,7 +139,8 @@ export const make = (
           })
         ),
       delete: (key) => mutex.withLock(key)(Effect.mapError(persistence.remove(key), Errors.fromPersistence("delete"))),
-      all: undefined
+      all: undefined,
+      owners: undefined
     }
     return store
   })

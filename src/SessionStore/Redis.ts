@@ -311,7 +311,7 @@ export const makeWithClient = (
       Stream.flattenIterables
     )
 
-    return { find, commit, take, touch, delete: del, all, prefix }
+    return { find, commit, take, touch, delete: del, all, owners: undefined, prefix }
   })
 
 /**

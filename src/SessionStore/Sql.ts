@@ -418,7 +418,7 @@ export const make = (
 
     yield* Sweeper.start("SQL store", interval, sweep)
 
-    const store: SqlStore = { find, commit, take, touch, delete: remove, all, sweep }
+    const store: SqlStore = { find, commit, take, touch, delete: remove, all, owners: undefined, sweep }
     return store
   })
 

@@ -33,6 +33,7 @@ import * as TestClock from "effect/TestClock"
 import * as SessionManager from "../SessionManager.js"
 import { SessionStore, SessionStoreError } from "../SessionStore.js"
 import type { StoredEntry, StoredSession } from "../SessionStore.js"
+import { ownerIndexCases } from "./OwnerIndexCases.js"
 
 /**
  * What `storeConformance` needs to know about a store. `R` is whatever else the store's layer
@@ -56,6 +57,13 @@ export interface StoreConformanceOptions<R = never> {
    * `iterate` then fails with `SessionStoreError` (reason `Unsupported`); both are checked.
    */
   readonly enumerable: boolean
+  /**
+   * Whether the store keeps an owner index. `true`: `owners` passes the `OwnerIndex` cases and
+   * the manager's owner operations (bind, list, revoke, their races with renewal) work on it.
+   * `false`: `owners` must be `undefined`, and those operations fail with `SessionStoreError`
+   * (reason `Unsupported`).
+   */
+  readonly owners: boolean
   /**
    * For stores whose `all` reads the backend in pages: the store with the given page size, so
    * that the suite can check that paging emits every live entry exactly once.
@@ -573,6 +581,17 @@ export const storeConformance = <R = never>(options: StoreConformanceOptions<R>)
           const error = yield* Effect.flip(manager.iterate(() => Effect.void))
           expect(error).toBeInstanceOf(SessionStoreError)
           expect(error).toMatchObject({ reason: "Unsupported", operation: "all" })
+        })
+      )
+    }
+
+    if (options.owners) {
+      ownerIndexCases(test, START)
+    } else {
+      test(
+        "a store without an owner index says so: owners is undefined",
+        Effect.gen(function*() {
+          expect((yield* SessionStore).owners).toBeUndefined()
         })
       )
     }
