@@ -69,14 +69,14 @@ export type AnyKey = string | { readonly name: string }
 /**
  * A value could not be encoded on `put` (`Encode`) or decoded on `get`/`pop` (`Decode`, only with
  * the manager's `onValueDecodeError: "fail"`) with its key's schema, or its key cannot be stored
- * (`Key`: `__proto__`). `detail` says where the value failed, never what it was: the value is
- * session data.
+ * (`Key`: `__proto__`), or an owner id or label given to `bindOwner` is empty or too long
+ * (`Owner`). `detail` says where the value failed, never what it was: the value is session data.
  *
  * @since 0.1.0
  * @category errors
  */
 export class SessionValueError extends Data.TaggedError("SessionValueError")<{
-  readonly reason: "Encode" | "Decode" | "Key"
+  readonly reason: "Encode" | "Decode" | "Key" | "Owner"
   readonly key: string
   readonly detail: string
 }> {
@@ -84,6 +84,7 @@ export class SessionValueError extends Data.TaggedError("SessionValueError")<{
    * @since 0.1.0
    */
   override get message(): string {
+    if (this.reason === "Owner") return `Could not bind the session's owner: ${this.detail}`
     const verb = this.reason === "Encode" ? "encode" : this.reason === "Decode" ? "decode" : "store"
     return `Could not ${verb} session value "${this.key}": ${this.detail}`
   }
@@ -98,6 +99,51 @@ export class SessionValueError extends Data.TaggedError("SessionValueError")<{
 export interface MergeOptions {
   /** Which session's value wins for a key both hold. Default `"this"`: the other session only adds keys. */
   readonly prefer?: "this" | "other" | undefined
+}
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export interface BindOwnerOptions {
+  /**
+   * A short text for the owner's device list (at most 256 characters), such as a summary of the
+   * user agent at login. The library records nothing about the client on its own.
+   */
+  readonly label?: string | undefined
+}
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export interface RevokeOptions {
+  /** Keep this request's own session ("log out my other devices"). Default `false`. */
+  readonly keepCurrent?: boolean | undefined
+}
+
+/**
+ * One of an owner's sessions, as a "your devices" page shows it. Nothing in it is secret: the
+ * `handle` is a random id of its own, from which no token or store key can be learnt.
+ *
+ * - `handle`: stable for the session's life (renewal keeps it); pass it to revoke the session.
+ * - `label`: the label given at `bindOwner`.
+ * - `createdAt`: when the session was created (before the login, if it was bound later).
+ * - `lastActiveAt`: when the session was last written or, with an idle timeout, last refreshed
+ *   (a refresh happens once half of the idle window has passed, so it is exact to that much).
+ * - `expiresAt`: when it expires if unused (its idle expiry, or its deadline).
+ * - `current`: whether it is the session of the request that asked.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface OwnerSession {
+  readonly handle: string
+  readonly label: Option.Option<string>
+  readonly createdAt: DateTime.Utc
+  readonly lastActiveAt: DateTime.Utc
+  readonly expiresAt: DateTime.Utc
+  readonly current: boolean
 }
 
 /**
@@ -160,6 +206,35 @@ export interface Session {
     token: Redacted.Redacted<string>,
     options?: MergeOptions
   ) => Effect.Effect<void, SessionError>
+  /** The owner the session is bound to (`bindOwner`), if any. */
+  readonly owner: Effect.Effect<Option.Option<string>>
+  /**
+   * Binds the session to an owner (a user id) and renews its token in the same step: call it at
+   * login. The session joins the owner's index, so that it shows in `ownerSessions` and can be
+   * revoked. Binding to the owner it already has keeps its handle (and its label, unless a new one
+   * is given). If the session was logged out or revoked meanwhile, the login still succeeds, as a
+   * new empty session. Fails with `SessionValueError` (reason `Owner`) for an empty or over-long
+   * id or label, and with `SessionStoreError` (reason `Unsupported`) on a store without an owner index.
+   */
+  readonly bindOwner: (
+    owner: string,
+    options?: BindOwnerOptions
+  ) => Effect.Effect<void, SessionError | SessionValueError>
+  /** Removes the session from its owner's index and renews its token: a logout that keeps the session's values. */
+  readonly unbindOwner: Effect.Effect<void, SessionError>
+  /** The sessions of this session's owner (none when it has no owner), last active first. */
+  readonly ownerSessions: Effect.Effect<ReadonlyArray<OwnerSession>, SessionError>
+  /**
+   * Revokes one session of this session's owner by its handle: it is deleted at once, on every
+   * process sharing the store, and a request of it already in flight cannot bring it back.
+   * Revoking this session's own handle destroys it. `true` if a session was revoked.
+   */
+  readonly revokeOwnerSession: (handle: string) => Effect.Effect<boolean, SessionStoreError>
+  /**
+   * Revokes every session of this session's owner ("log out everywhere"), this one included
+   * unless `keepCurrent`; returns how many were revoked.
+   */
+  readonly revokeOwnerSessions: (options?: RevokeOptions) => Effect.Effect<number, SessionStoreError>
   /** With `persist: false`, `rememberMe(true)` makes this session's cookie persistent. */
   readonly rememberMe: (remember: boolean) => Effect.Effect<void>
   /** The status in this request. */

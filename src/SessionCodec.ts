@@ -14,6 +14,31 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 
 /**
+ * Whose session it is, for a session bound to an owner:
+ *
+ * - `id`: the owner id given to `Session.bindOwner` (a user id).
+ * - `handle`: the session's random, non-secret handle in its owner's index; it stays the same
+ *   when the token is renewed.
+ * - `label`: what the application attached at `bindOwner` (a device summary), if anything.
+ * - `seenAt`: when this record was last written (epoch milliseconds), for "last active".
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const SessionOwner = Schema.Struct({
+  id: Schema.String,
+  handle: Schema.String,
+  label: Schema.optional(Schema.String),
+  seenAt: Schema.Number
+})
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export interface SessionOwner extends Schema.Schema.Type<typeof SessionOwner> {}
+
+/**
  * What is stored for one session.
  *
  * - `createdAt`: when the session was created (epoch milliseconds); the manager's `maxLifetime`
@@ -21,6 +46,7 @@ import * as Schema from "effect/Schema"
  * - `deadline`: the absolute expiry (epoch milliseconds), set at creation, moved by `renewToken`
  *   and `setDeadline` but never past `createdAt + maxLifetime`.
  * - `rememberMe`: set by `Session.rememberMe`.
+ * - `owner`: set by `Session.bindOwner` (see `SessionOwner`).
  * - `values`: each value in the encoded form of the schema it was put with.
  *
  * The idle timeout is kept by the store's expiry, not in the record: a refresh moves only that.
@@ -32,6 +58,7 @@ export const SessionRecord = Schema.Struct({
   createdAt: Schema.Number,
   deadline: Schema.Number,
   rememberMe: Schema.optional(Schema.Boolean),
+  owner: Schema.optional(SessionOwner),
   values: Schema.Record({ key: Schema.String, value: Schema.Unknown })
 })
 
@@ -83,7 +110,7 @@ const decodeJson = (stored: string): Either.Either<SessionRecord, ParseResult.Pa
     return jsonSchemaCodec.decode(stored)
   }
   if (!isObject(parsed)) return jsonSchemaCodec.decode(stored)
-  const { createdAt, deadline, rememberMe, values } = parsed
+  const { createdAt, deadline, owner, rememberMe, values } = parsed
   if (
     typeof createdAt !== "number" || typeof deadline !== "number" ||
     (rememberMe !== undefined && typeof rememberMe !== "boolean") ||
@@ -91,9 +118,27 @@ const decodeJson = (stored: string): Either.Either<SessionRecord, ParseResult.Pa
   ) {
     return jsonSchemaCodec.decode(stored)
   }
+  if (owner === undefined) {
+    return Either.right(
+      rememberMe === undefined ? { createdAt, deadline, values } : { createdAt, deadline, rememberMe, values }
+    )
+  }
+  const ownerRecord = ownerOf(owner)
+  if (ownerRecord === undefined) return jsonSchemaCodec.decode(stored)
   return Either.right(
-    rememberMe === undefined ? { createdAt, deadline, values } : { createdAt, deadline, rememberMe, values }
+    rememberMe === undefined
+      ? { createdAt, deadline, owner: ownerRecord, values }
+      : { createdAt, deadline, rememberMe, owner: ownerRecord, values }
   )
+}
+
+// The owner as the Schema would decode it (its own fields only), or undefined for a wrong shape.
+const ownerOf = (u: unknown): SessionOwner | undefined => {
+  if (!isObject(u)) return undefined
+  const { handle, id, label, seenAt } = u
+  if (typeof id !== "string" || typeof handle !== "string" || typeof seenAt !== "number") return undefined
+  if (label === undefined) return { id, handle, seenAt }
+  return typeof label === "string" ? { id, handle, label, seenAt } : undefined
 }
 
 /**
@@ -103,6 +148,7 @@ const decodeJson = (stored: string): Either.Either<SessionRecord, ParseResult.Pa
  */
 const encodeJson = (record: SessionRecord): Either.Either<string, ParseResult.ParseError> => {
   if (Object.hasOwn(record.values, "__proto__")) return jsonSchemaCodec.encode(record)
+  if (record.owner !== undefined) return encodeOwned(record, record.owner)
   try {
     return Either.right(JSON.stringify(
       // Not a conditional spread: on this path that costs more than the rest.
@@ -115,6 +161,23 @@ const encodeJson = (record: SessionRecord): Either.Either<string, ParseResult.Pa
           values: record.values
         }
     ))
+  } catch {
+    return jsonSchemaCodec.encode(record)
+  }
+}
+
+// An owned session's record, rebuilt in the Schema's key order.
+const encodeOwned = (record: SessionRecord, owner: SessionOwner): Either.Either<string, ParseResult.ParseError> => {
+  try {
+    return Either.right(JSON.stringify({
+      createdAt: record.createdAt,
+      deadline: record.deadline,
+      ...(record.rememberMe === undefined ? {} : { rememberMe: record.rememberMe }),
+      owner: owner.label === undefined
+        ? { id: owner.id, handle: owner.handle, seenAt: owner.seenAt }
+        : { id: owner.id, handle: owner.handle, label: owner.label, seenAt: owner.seenAt },
+      values: record.values
+    }))
   } catch {
     return jsonSchemaCodec.encode(record)
   }

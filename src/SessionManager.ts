@@ -5,27 +5,30 @@
  *
  * @since 0.1.0
  */
+import * as Array from "effect/Array"
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
+import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Order from "effect/Order"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import { describeIssue } from "./internal/issues.js"
 import * as InternalOptions from "./internal/options.js"
 import * as InternalSession from "./internal/session.js"
 import * as Token from "./internal/token.js"
-import type { Session } from "./Session.js"
+import type { OwnerSession, Session } from "./Session.js"
 import * as SessionCodec from "./SessionCodec.js"
 import type { SessionConfigError } from "./SessionConfigError.js"
 import { SessionStore, SessionStoreError } from "./SessionStore.js"
-import type { StoredEntry } from "./SessionStore.js"
+import type { OwnerIndex, OwnerLink, StoredEntry } from "./SessionStore.js"
 
 /**
  * @since 0.1.0
@@ -198,6 +201,25 @@ export interface SessionManager {
   readonly iterate: <E, R>(
     f: (session: Session) => Effect.Effect<void, E, R>
   ) => Effect.Effect<void, E | SessionError, R>
+  /**
+   * An owner's live sessions (see `Session.bindOwner`), last active first, in O(sessions of the
+   * owner). `current` is always `false` here: `Session.ownerSessions` marks the caller's own.
+   */
+  readonly ownerSessions: (owner: string) => Effect.Effect<ReadonlyArray<OwnerSession>, SessionError>
+  /**
+   * Revokes one of an owner's sessions by its handle (an administrator's "sign this device out"):
+   * deleted at once for every process sharing the store; a request of it already in flight cannot
+   * bring it back, nor can a renewal racing the revocation. `true` if the handle was linked.
+   */
+  readonly revokeOwnerSession: (owner: string, handle: string) => Effect.Effect<boolean, SessionStoreError>
+  /**
+   * Revokes every session of an owner but the `except` handle ("log out everywhere", after a
+   * password change); returns how many the owner's index held.
+   */
+  readonly revokeOwnerSessions: (
+    owner: string,
+    options?: { readonly except?: string | undefined }
+  ) => Effect.Effect<number, SessionStoreError>
 }
 
 /**
@@ -264,6 +286,7 @@ const utf8Length = (text: string): number => {
 
 const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager => {
   const lifetimeMillis = Duration.toMillis(options.lifetime)
+  const maxLifetimeMillis = Duration.toMillis(options.maxLifetime)
   const idleMillis = Option.match(options.idleTimeout, { onNone: () => 0, onSome: Duration.toMillis })
   const storeKeyOf = options.hashTokenInStore ? Token.hash : (token: string) => token
   const codec = options.codec
@@ -303,6 +326,9 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
       createdAt: record.createdAt,
       deadline: record.deadline,
       rememberMe: record.rememberMe,
+      owner: record.owner === undefined
+        ? undefined
+        : { id: record.owner.id, handle: record.owner.handle, label: record.owner.label },
       values: new Map(Object.entries(record.values)),
       status: "Unmodified",
       // The store's expiry keeps the idle clock: refresh it once half of the window has passed
@@ -323,8 +349,11 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
         return Effect.fail(new SessionLimitError({ reason: "Keys", limit: options.maxKeys, actual: state.values.size }))
       }
       const values = Object.fromEntries(state.values)
+      const owner = state.owner
       // Not a conditional spread: that costs more than the rest of building the record.
-      const record: SessionCodec.SessionRecord = state.rememberMe === undefined
+      const record: SessionCodec.SessionRecord = owner !== undefined
+        ? ownedRecord(state, owner, values, now)
+        : state.rememberMe === undefined
         ? { createdAt: state.createdAt, deadline: state.deadline, values }
         : { createdAt: state.createdAt, deadline: state.deadline, rememberMe: state.rememberMe, values }
       const encoded = codec.encode(record)
@@ -340,7 +369,7 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
       const updating = state.storeKey !== undefined
       const key = state.storeKey ?? storeKeyOf(token)
       const expiresAt = expiryOf(state, now)
-      return Effect.map(
+      const stored = Effect.map(
         store.commit(key, encoded.right, expiresAt, updating ? "update" : "create"),
         (result) => {
           if (result === "gone") return gone(state)
@@ -349,6 +378,127 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
           return written(token, expiresAt, state, now)
         }
       )
+      return updating || owner === undefined ? stored : storeLinked(state, owner, key, stored)
+    })
+
+  const ownedRecord = (
+    state: InternalSession.SessionState,
+    owner: InternalSession.OwnerState,
+    values: Record<string, unknown>,
+    now: number
+  ): SessionCodec.SessionRecord => ({
+    createdAt: state.createdAt,
+    deadline: state.deadline,
+    ...(state.rememberMe === undefined ? {} : { rememberMe: state.rememberMe }),
+    owner: owner.label === undefined
+      ? { id: owner.id, handle: owner.handle, seenAt: now }
+      : { id: owner.id, handle: owner.handle, label: owner.label, seenAt: now },
+    values
+  })
+
+  /**
+   * An owned session under a new key is linked in its owner's index before it is stored, so that
+   * the index never misses it, and again after: a revocation in between tombstoned the handle
+   * (and may have deleted the key before the write), and the second link tells. Revoked, the
+   * session is deleted and this request's copy destroyed.
+   */
+  const storeLinked = (
+    state: InternalSession.SessionState,
+    owner: InternalSession.OwnerState,
+    key: string,
+    stored: Effect.Effect<CommitOutcome, SessionError>
+  ): Effect.Effect<CommitOutcome, SessionError> =>
+    Effect.flatMap(requireIndex("link"), (index) => {
+      const link = index.link(owner.id, owner.handle, key, state.createdAt + maxLifetimeMillis)
+      const revoked = Effect.clockWith((clock): Effect.Effect<CommitOutcome> => {
+        InternalSession.becomeDestroyed(state, context, clock.unsafeCurrentTimeMillis())
+        return Effect.succeed(CommitOutcome.Destroyed())
+      })
+      return Effect.flatMap(link, (first): Effect.Effect<CommitOutcome, SessionError> =>
+        first === "revoked" ?
+          revoked :
+          Effect.flatMap(stored, (outcome) =>
+            outcome._tag !== "Written" ?
+              Effect.succeed(outcome) :
+              Effect.flatMap(link, (second) =>
+                second === "revoked" ? Effect.zipRight(store.delete(key), revoked) : Effect.succeed(outcome))))
+    })
+
+  const requireIndex = (operation: "link" | "list" | "revoke"): Effect.Effect<OwnerIndex, SessionStoreError> =>
+    store.owners === undefined
+      ? Effect.fail(
+        new SessionStoreError({ reason: "Unsupported", operation, detail: "this store keeps no owner index" })
+      )
+      : Effect.succeed(store.owners)
+
+  /** What a device list shows of a linked key's entry; undefined when it is not that session's. */
+  const describeOwned = (
+    owner: string,
+    link: OwnerLink,
+    entry: StoredEntry,
+    now: number,
+    currentHandle: string | undefined
+  ): OwnerSession | undefined => {
+    const decoded = codec.decode(entry.data)
+    if (Either.isLeft(decoded)) return undefined
+    const record = decoded.right
+    if (record.owner?.id !== owner || record.owner.handle !== link.handle || record.deadline <= now) return undefined
+    // An idle refresh moved the expiry to `idle` from its time (unless the deadline capped it).
+    const refreshedAt = idleMillis > 0 && entry.expiresAt < record.deadline ? entry.expiresAt - idleMillis : 0
+    return {
+      handle: link.handle,
+      label: Option.fromNullable(record.owner.label),
+      createdAt: DateTime.unsafeMake(record.createdAt),
+      lastActiveAt: DateTime.unsafeMake(Math.max(record.owner.seenAt, refreshedAt)),
+      expiresAt: DateTime.unsafeMake(entry.expiresAt),
+      current: link.handle === currentHandle
+    }
+  }
+
+  const listOwned = (
+    owner: string,
+    currentHandle: string | undefined
+  ): Effect.Effect<ReadonlyArray<OwnerSession>, SessionError> =>
+    Effect.gen(function*() {
+      const index = yield* requireIndex("list")
+      const links = yield* index.list(owner)
+      const now = yield* Clock.currentTimeMillis
+      const described = yield* Effect.forEach(links, (link) =>
+        Effect.flatMap(store.find(link.key), (entry) =>
+          Option.isNone(entry)
+            // Destroyed, expired or swept: its link goes too.
+            ? Effect.as(index.unlink(owner, link.handle, link.key), undefined)
+            : Effect.succeed(describeOwned(owner, link, entry.value, now, currentHandle))), { concurrency: 16 })
+      return Array.sort(
+        Array.filter(described, (session) =>
+          session !== undefined),
+        Order.mapInput(Order.reverse(DateTime.Order), (session: OwnerSession) =>
+          session.lastActiveAt)
+      )
+    })
+
+  /**
+   * The sessions are deleted first, then their handles tombstoned, then whatever the handles
+   * pointed at by then (a renewal in between) deleted too: a failure or a crash part-way leaves
+   * the sessions deleted rather than merely marked, and a retry finds what is left.
+   */
+  const revoke = (
+    owner: string,
+    handles: ReadonlyArray<string> | "all",
+    except: string | undefined
+  ): Effect.Effect<number, SessionStoreError> =>
+    Effect.gen(function*() {
+      const index = yield* requireIndex("revoke")
+      const chosen = (yield* index.list(owner)).filter((link) =>
+        link.handle !== except && (handles === "all" || handles.includes(link.handle))
+      )
+      const deleteAll = (keys: ReadonlyArray<string>) =>
+        Effect.forEach(keys, (key) => store.delete(key), { concurrency: 16, discard: true })
+      yield* deleteAll(chosen.map((link) => link.key))
+      const deleted = new Set(chosen.map((link) => link.key))
+      const revoked = yield* index.revoke(owner, handles, except)
+      yield* deleteAll(revoked.filter((key) => !deleted.has(key)))
+      return revoked.length
     })
 
   /** An idle refresh: moves the store's expiry only, never rewriting the data this request loaded. */
@@ -374,10 +524,14 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
 
   const context: InternalSession.SessionContext = {
     lifetimeMillis,
-    maxLifetimeMillis: Duration.toMillis(options.maxLifetime),
+    maxLifetimeMillis,
     onValueDecodeError: options.onValueDecodeError,
     deleteKey: store.delete,
     takeKey: (key) => Effect.map(store.take(key), Option.isSome),
+    requireOwners: Effect.asVoid(requireIndex("link")),
+    unlink: (owner, key) => store.owners === undefined ? Effect.void : store.owners.unlink(owner.id, owner.handle, key),
+    ownerSessions: listOwned,
+    revoke,
     storeNew: (state) => Effect.asVoid(write(state)),
     takeValues: (token) =>
       Effect.flatMap(store.take(storeKeyOf(token)), (taken) =>
@@ -454,7 +608,17 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
       ))
     })
 
-  return { options, store, load, commit, storeKey, iterate }
+  return {
+    options,
+    store,
+    load,
+    commit,
+    storeKey,
+    iterate,
+    ownerSessions: (owner) => listOwned(owner, undefined),
+    revokeOwnerSession: (owner, handle) => Effect.map(revoke(owner, [handle], undefined), (count) => count > 0),
+    revokeOwnerSessions: (owner, options) => revoke(owner, "all", options?.except)
+  }
 }
 
 /**

@@ -6,7 +6,17 @@ import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
-import type { AnyKey, Json, MergeOptions, Session, SessionKey, SessionStatus } from "../Session.js"
+import type {
+  AnyKey,
+  BindOwnerOptions,
+  Json,
+  MergeOptions,
+  OwnerSession,
+  RevokeOptions,
+  Session,
+  SessionKey,
+  SessionStatus
+} from "../Session.js"
 import { SessionValueError } from "../Session.js"
 import type { SessionError } from "../SessionManager.js"
 import type { SessionStoreError } from "../SessionStore.js"
@@ -23,10 +33,18 @@ export interface SessionState {
   createdAt: number
   deadline: number
   rememberMe: boolean | undefined
+  /** Whose session it is (`bindOwner`), without the `seenAt` a write stamps. */
+  owner: OwnerState | undefined
   values: Map<string, unknown>
   status: SessionStatus
   /** An idle-timeout refresh is due: move the store's expiry even though nothing changed. */
   touch: boolean
+}
+
+export interface OwnerState {
+  readonly id: string
+  readonly handle: string
+  readonly label: string | undefined
 }
 
 /** What a session needs from its manager for the operations that reach the store. */
@@ -43,6 +61,21 @@ export interface SessionContext {
   readonly storeNew: (state: SessionState) => Effect.Effect<void, SessionError>
   /** Takes another session's live values from the store by its token (none if gone or undecodable). */
   readonly takeValues: (token: string) => Effect.Effect<Option.Option<Map<string, unknown>>, SessionStoreError>
+  /** Fails with `Unsupported` when the store keeps no owner index. */
+  readonly requireOwners: Effect.Effect<void, SessionStoreError>
+  /** Removes a handle's link to a key from its owner's index (the session under it is gone). */
+  readonly unlink: (owner: OwnerState, key: string) => Effect.Effect<void, SessionStoreError>
+  /** An owner's live sessions, `current` marking the given handle. */
+  readonly ownerSessions: (
+    owner: string,
+    currentHandle: string | undefined
+  ) => Effect.Effect<ReadonlyArray<OwnerSession>, SessionError>
+  /** Revokes handles of an owner (see `OwnerIndex.revoke`) and deletes their sessions; how many. */
+  readonly revoke: (
+    owner: string,
+    handles: ReadonlyArray<string> | "all",
+    except: string | undefined
+  ) => Effect.Effect<number, SessionStoreError>
 }
 
 export const SessionStateId: unique symbol = Symbol.for("effect-session/SessionState")
@@ -65,6 +98,7 @@ export const freshState = (now: number, lifetimeMillis: number): SessionState =>
   createdAt: now,
   deadline: now + lifetimeMillis,
   rememberMe: undefined,
+  owner: undefined,
   values: new Map(),
   status: "Unmodified",
   touch: false
@@ -195,13 +229,14 @@ const capOf = (state: SessionState, context: SessionContext): number => state.cr
  * The session is destroyed (here, or by someone else first): this request has none left, and a
  * later `put` starts a brand-new one.
  */
-const becomeDestroyed = (state: SessionState, context: SessionContext, now: number): void => {
+export const becomeDestroyed = (state: SessionState, context: SessionContext, now: number): void => {
   state.createdAt = now
   state.deadline = now + context.lifetimeMillis
   state.token = undefined
   state.storeKey = undefined
   state.values = new Map()
   state.rememberMe = undefined
+  state.owner = undefined
   state.touch = false
   state.status = "Destroyed"
 }
@@ -209,14 +244,20 @@ const becomeDestroyed = (state: SessionState, context: SessionContext, now: numb
 /**
  * A new token. A stored session is first taken from the store (atomically: if a logout or a
  * revocation got there first, the session is gone and stays gone) and stored again under the new
- * token at once, so a revocation from here on finds it. The deadline moves to `lifetime` from now,
- * but never past the cap.
+ * token at once, so a revocation from here on finds it (an owned session is linked in its
+ * owner's index around that write: see `OwnerIndex`). `change` (a new owner) applies once the
+ * session is taken. The deadline moves to `lifetime` from now, but never past the cap.
  */
-const renewToken = (state: SessionState, context: SessionContext): Effect.Effect<void, SessionError> =>
+const renewToken = (
+  state: SessionState,
+  context: SessionContext,
+  change?: (state: SessionState) => void
+): Effect.Effect<void, SessionError> =>
   Effect.gen(function*() {
     const now = yield* Clock.currentTimeMillis
     const stored = state.storeKey
     if (stored !== undefined && !(yield* context.takeKey(stored))) return becomeDestroyed(state, context, now)
+    change?.(state)
     state.token = Token.generate()
     state.storeKey = undefined
     state.deadline = Math.min(now + context.lifetimeMillis, capOf(state, context))
@@ -227,8 +268,96 @@ const renewToken = (state: SessionState, context: SessionContext): Effect.Effect
 const destroy = (state: SessionState, context: SessionContext): Effect.Effect<void, SessionStoreError> =>
   Effect.clockWith((clock) => {
     const key = state.storeKey
+    const owner = state.owner
     becomeDestroyed(state, context, clock.unsafeCurrentTimeMillis())
-    return key === undefined ? Effect.void : context.deleteKey(key)
+    if (key === undefined) return Effect.void
+    // Deleted first: a crash in between leaves a link to nothing, which listing drops.
+    return owner === undefined
+      ? context.deleteKey(key)
+      : Effect.zipRight(context.deleteKey(key), context.unlink(owner, key))
+  })
+
+// Owner ids and labels are kept in store keys and index rows: short, and never empty.
+const MAX_OWNER_LENGTH = 256
+
+const ownerError = (detail: string) => new SessionValueError({ reason: "Owner", key: "owner", detail })
+
+/**
+ * Binds the session to `id` and renews its token in the same step (a login). The same owner
+ * keeps the session's handle; another owner (or a session that was gone) gets a new one.
+ */
+const bindOwner = (
+  state: SessionState,
+  context: SessionContext,
+  id: string,
+  options: BindOwnerOptions | undefined
+): Effect.Effect<void, SessionError | SessionValueError> =>
+  Effect.gen(function*() {
+    const label = options?.label
+    if (id.length === 0 || id.length > MAX_OWNER_LENGTH) {
+      return yield* ownerError(`an owner id has 1 to ${MAX_OWNER_LENGTH} characters`)
+    }
+    if (label !== undefined && label.length > MAX_OWNER_LENGTH) {
+      return yield* ownerError(`a label has at most ${MAX_OWNER_LENGTH} characters`)
+    }
+    yield* context.requireOwners
+    const previous = state.owner
+    const previousKey = state.storeKey
+    yield* renewToken(state, context, (renewing) => {
+      renewing.owner = {
+        id,
+        handle: previous?.id === id ? previous.handle : Token.handle(),
+        label: label ?? (previous?.id === id ? previous.label : undefined)
+      }
+    })
+    if (state.status === "Destroyed") {
+      // Logged out or revoked meanwhile: the login still logs in, as a new, empty session.
+      Object.assign(state, freshState(yield* Clock.currentTimeMillis, context.lifetimeMillis))
+      state.owner = { id, handle: Token.handle(), label }
+      touchModified(state)
+    }
+    if (previous !== undefined && previous.id !== id && previousKey !== undefined) {
+      yield* context.unlink(previous, previousKey)
+    }
+  })
+
+/** Unbinds the session from its owner and renews its token (a logout that keeps the session). */
+const unbindOwner = (state: SessionState, context: SessionContext): Effect.Effect<void, SessionError> =>
+  Effect.gen(function*() {
+    const owner = state.owner
+    if (owner === undefined) return
+    const key = state.storeKey
+    yield* renewToken(state, context, (renewing) => {
+      renewing.owner = undefined
+    })
+    if (key !== undefined) yield* context.unlink(owner, key)
+  })
+
+const revokeOwnerSession = (
+  state: SessionState,
+  context: SessionContext,
+  handle: string
+): Effect.Effect<boolean, SessionStoreError> =>
+  Effect.gen(function*() {
+    const owner = state.owner
+    if (owner === undefined) return false
+    const revoked = yield* context.revoke(owner.id, [handle], undefined)
+    if (handle === owner.handle) becomeDestroyed(state, context, yield* Clock.currentTimeMillis)
+    return revoked > 0
+  })
+
+const revokeOwnerSessions = (
+  state: SessionState,
+  context: SessionContext,
+  options: RevokeOptions | undefined
+): Effect.Effect<number, SessionStoreError> =>
+  Effect.gen(function*() {
+    const owner = state.owner
+    if (owner === undefined) return 0
+    const keepCurrent = options?.keepCurrent === true
+    const revoked = yield* context.revoke(owner.id, "all", keepCurrent ? owner.handle : undefined)
+    if (!keepCurrent) becomeDestroyed(state, context, yield* Clock.currentTimeMillis)
+    return revoked
   })
 
 /**
@@ -319,6 +448,36 @@ class SessionImpl implements SessionWithState {
     const state = this[SessionStateId]
     const context = this.#context
     return (token, options) => mergeSession(state, context, token, options)
+  }
+  get owner(): Session["owner"] {
+    const state = this[SessionStateId]
+    return Effect.sync(() => Option.fromNullable(state.owner?.id))
+  }
+  get bindOwner(): Session["bindOwner"] {
+    const state = this[SessionStateId]
+    const context = this.#context
+    return (id, options) => bindOwner(state, context, id, options)
+  }
+  get unbindOwner(): Session["unbindOwner"] {
+    return unbindOwner(this[SessionStateId], this.#context)
+  }
+  get ownerSessions(): Session["ownerSessions"] {
+    const state = this[SessionStateId]
+    const context = this.#context
+    return Effect.suspend(() => {
+      const owner = state.owner
+      return owner === undefined ? Effect.succeed([]) : context.ownerSessions(owner.id, owner.handle)
+    })
+  }
+  get revokeOwnerSession(): Session["revokeOwnerSession"] {
+    const state = this[SessionStateId]
+    const context = this.#context
+    return (handle) => revokeOwnerSession(state, context, handle)
+  }
+  get revokeOwnerSessions(): Session["revokeOwnerSessions"] {
+    const state = this[SessionStateId]
+    const context = this.#context
+    return (options) => revokeOwnerSessions(state, context, options)
   }
   get rememberMe(): Session["rememberMe"] {
     const state = this[SessionStateId]

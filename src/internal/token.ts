@@ -20,6 +20,12 @@ export const generate = (): string => {
   return token
 }
 
+/**
+ * A session's handle in its owner's index: 16 random bytes as base64url (22 characters), drawn
+ * apart from any token, so nothing about a token can be learnt from it.
+ */
+export const handle = (): string => randomBytes(16).toString("base64url")
+
 /** Whether a client-supplied string could be one of our tokens; anything else never reaches a store. */
 export const isWellFormed = (token: string): boolean => TOKEN_PATTERN.test(token)
 

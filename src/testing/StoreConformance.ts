@@ -33,7 +33,7 @@ import * as TestClock from "effect/TestClock"
 import * as SessionManager from "../SessionManager.js"
 import { SessionStore, SessionStoreError } from "../SessionStore.js"
 import type { StoredEntry, StoredSession } from "../SessionStore.js"
-import { ownerIndexCases } from "./OwnerIndexCases.js"
+import { ownerIndexCases, ownerManagerCases, unsupportedOwnerCases } from "./OwnerIndexCases.js"
 
 /**
  * What `storeConformance` needs to know about a store. `R` is whatever else the store's layer
@@ -587,13 +587,9 @@ export const storeConformance = <R = never>(options: StoreConformanceOptions<R>)
 
     if (options.owners) {
       ownerIndexCases(test, START)
+      ownerManagerCases(test, START)
     } else {
-      test(
-        "a store without an owner index says so: owners is undefined",
-        Effect.gen(function*() {
-          expect((yield* SessionStore).owners).toBeUndefined()
-        })
-      )
+      unsupportedOwnerCases(test)
     }
 
     const paging = options.paging
