@@ -7,9 +7,11 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
+import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import { SessionStoreError } from "../src/SessionStore.js"
 import * as PersistenceSessionStore from "../src/SessionStore/Persistence.js"
 import { START, storeConformance } from "../src/testing/StoreConformance.js"
 
@@ -25,7 +27,7 @@ storeConformance({
   name: "Persistence adapter (memory backing)",
   layer: PersistenceSessionStore.layer().pipe(Layer.provide(Persistence.layerMemory)),
   enumerable: false,
-  owners: false
+  owners: true
 })
 
 /** The adapter over an LMDB backing in `dir`. */
@@ -35,9 +37,12 @@ storeConformance({
   name: "Persistence adapter (LMDB backing)",
   layer: Layer.unwrapScoped(Effect.map(tempDir, onLmdb)),
   enumerable: false,
-  owners: false,
+  owners: true,
   durable: { storage: Effect.map(tempDir, onLmdb) }
 })
+
+/** Where the adapter keeps an owner's value. */
+const ownerValueKey = (owner: string) => `owner:${createHash("sha256").update(owner).digest("base64url")}`
 
 /** The adapter's layer, built in the scope over `backing`. */
 const withBacking = (backing: Layer.Layer<Persistence.BackingPersistence>) =>
@@ -84,5 +89,52 @@ describe("Persistence adapter", () => {
       // Anything that is not an entry of this adapter counts as absent.
       yield* raw.set("foreign", { some: "thing" }, Option.none())
       expect(yield* store.find("foreign")).toEqual(Option.none())
+    }))
+
+  it.scoped("owner index layout: one value per owner, alive up to the largest until it holds", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const { raw, store } = yield* withMemoryBacking
+      const owner = "ada"
+      const hour = 3_600_000
+      yield* store.owners.link(owner, "a", "key-a", START + hour)
+      yield* store.owners.link(owner, "b", "key-b", START + 2 * hour)
+      yield* store.owners.revoke(owner, ["b"])
+      // A later link with an earlier until does not shorten the value's time-to-live.
+      yield* store.owners.link(owner, "c", "key-c", START + 1000)
+      expect(yield* raw.get(ownerValueKey(owner))).toEqual(Option.some([
+        ["a", { key: "key-a", until: START + hour }],
+        ["b", { key: null, until: START + 2 * hour }],
+        ["c", { key: "key-c", until: START + 1000 }]
+      ]))
+      yield* TestClock.adjust("90 minutes")
+      expect(yield* store.owners.list(owner)).toEqual([])
+      expect(yield* store.owners.link(owner, "b", "key-d", START + 3 * hour)).toBe("revoked")
+      yield* TestClock.adjust("30 minutes")
+      expect(yield* raw.get(ownerValueKey(owner))).toEqual(Option.none())
+      // Past its until, the tombstone is gone with the value.
+      expect(yield* store.owners.link(owner, "b", "key-d", START + 3 * hour)).toBe("linked")
+    }))
+
+  it.scoped("owner index: a malformed value fails with a typed error and is left as it is", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const { raw, store } = yield* withMemoryBacking
+      const owner = "ada"
+      for (const bad of ["[]", { h: { key: "k", until: START + 60_000 } }, [["h", { key: 1, until: 0 }]]]) {
+        yield* raw.set(ownerValueKey(owner), bad, Option.none())
+        const attempts = [
+          ["link", store.owners.link(owner, "h", "key-a", START + 60_000)],
+          ["list", store.owners.list(owner)],
+          ["revoke", store.owners.revoke(owner, "all")],
+          ["unlink", store.owners.unlink(owner, "h", "k")]
+        ] as const
+        for (const [operation, attempt] of attempts) {
+          const error = yield* Effect.flip(attempt)
+          expect(error).toBeInstanceOf(SessionStoreError)
+          expect(error).toMatchObject({ reason: "Unknown", operation })
+        }
+        expect(yield* raw.get(ownerValueKey(owner))).toEqual(Option.some(bad))
+      }
     }))
 })

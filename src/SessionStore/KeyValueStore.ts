@@ -12,14 +12,25 @@
  *   read (a read removes it) or overwritten; a session that is never presented again stays
  *   until you clear the store (for the file-system layer, delete old files in its directory).
  * - **Update-if-present is check-then-set.** An `"update"` and a `touch` read the entry and write
- *   it only if it is still live; a `take` reads it and removes it. This store serialises these
- *   (and `delete`) per key in its own process, so each is atomic within one process; two
- *   processes sharing one backing store can race (a logout in one process may be overwritten by a
- *   late commit in the other, or one session taken twice). Use one process per store, or a store
- *   with atomic conditional writes (Redis, SQL, LMDB).
+ *   it only if it is still live; a `take` reads it and removes it; an owner index method reads
+ *   the owner's value and writes it back. This store serialises these (and `delete`) per key, and
+ *   per owner, in its own process, so each is atomic within one process; two processes sharing
+ *   one backing store can race (a logout in one process may be overwritten by a late commit in
+ *   the other, one session taken twice, or a revocation lost to a concurrent link). Use one
+ *   process per store, or a store with atomic conditional writes (Redis, SQL, LMDB).
  * - **Torn reads.** The file-system layer writes a file in place, so a read racing a write can
  *   see half a file. Entries carry their payload's length, a torn read never decodes, and it is
  *   read again (up to three times) before the entry counts as absent.
+ *
+ * **The owner index** keeps one value per owner, under the prefix, `owner:` and
+ * base64url(SHA-256(owner id)): a short name that no session key (base64url, no colon) can take,
+ * safe as a file name whatever the owner id holds. The value is JSON,
+ * `[[handle, { "key": key, "until": epochMillis }], ...]`, with `"key": null` for a revoked
+ * handle (a tombstone). Nothing expires it: links and tombstones past their `until` are skipped
+ * on reads and dropped whenever the owner's value is rewritten (the value is removed once it has
+ * none left). A value that still does not decode after three reads fails the owner's operations
+ * with `SessionStoreError` (reason `Unknown`) and is left as it is: read as empty, a revocation
+ * would miss sessions; overwritten, its links and tombstones would be lost.
  *
  * @since 0.1.0
  */
@@ -29,13 +40,15 @@ import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Envelope from "../internal/envelope.js"
 import * as Errors from "../internal/errors.js"
 import { yieldToEventLoop } from "../internal/eventLoop.js"
 import * as KeyedMutex from "../internal/keyedMutex.js"
+import * as Owners from "../internal/ownerIndex.js"
 import { provideBoth } from "../internal/storeLayer.js"
-import type { SessionStore, SessionStoreError } from "../SessionStore.js"
+import type { OwnerIndex, SessionStore, SessionStoreError } from "../SessionStore.js"
 
 /**
  * @since 0.1.0
@@ -50,13 +63,14 @@ export interface Options {
 }
 
 /**
- * A session store over a `KeyValueStore`: it cannot enumerate, and says so in its type.
+ * A session store over a `KeyValueStore`: it cannot enumerate, and says so in its type; it keeps an owner index.
  *
  * @since 0.2.0
  * @category models
  */
 export interface KeyValueStoreAdapter extends SessionStore {
   readonly all: undefined
+  readonly owners: OwnerIndex
 }
 
 /**
@@ -70,6 +84,9 @@ export const KeyValueStoreAdapter: Context.Tag<KeyValueStoreAdapter, KeyValueSto
 >("effect-session/SessionStore/KeyValueStore")
 
 const READ_ATTEMPTS = 3
+
+const decodeLinks = Schema.decodeOption(Owners.LinksFromJson)
+const encodeLinks = Schema.encodeSync(Owners.LinksFromJson)
 
 /**
  * Makes the store over the `KeyValueStore` in context. Keys are prefixed here rather than with
@@ -107,6 +124,25 @@ export const make = (
         Effect.catchIf((error) => error._tag === "SystemError" && error.reason === "NotFound", () => Effect.void),
         Effect.mapError(Errors.fromKeyValueStore(operation))
       )
+
+    const owners = yield* Owners.make({
+      read: (operation, key) =>
+        Effect.gen(function*() {
+          for (let attempt = 1;; attempt++) {
+            const raw = yield* Effect.mapError(backing.get(prefix + key), Errors.fromKeyValueStore(operation))
+            if (Option.isNone(raw)) return new Map<string, Owners.Link>()
+            const links = decodeLinks(raw.value)
+            if (Option.isSome(links)) return links.value
+            if (attempt === READ_ATTEMPTS) return yield* Effect.fail(Owners.malformed(operation))
+            yield* yieldToEventLoop
+          }
+        }),
+      write: (operation, key, links) =>
+        links.size === 0 ? remove(operation, key) : Effect.mapError(
+          backing.set(prefix + key, encodeLinks(links)),
+          Errors.fromKeyValueStore(operation)
+        )
+    })
 
     const store: KeyValueStoreAdapter = {
       find: (key) =>
@@ -159,7 +195,7 @@ export const make = (
         ),
       delete: (key) => mutex.withLock(key)(remove("delete", key)),
       all: undefined,
-      owners: undefined
+      owners
     }
     return store
   })

@@ -15,11 +15,22 @@
  * - **No sweep.** Nothing here sweeps. Redis expires keys itself; the memory and LMDB backings
  *   keep an expired entry until it is read or overwritten.
  * - **No compare-and-set.** An `"update"` and a `touch` read the entry and write it only if it is
- *   still live; a `take` reads it and removes it. This store serialises these (and `delete`) per
- *   key in its own process, so each is atomic within one process; processes sharing one backing
- *   store (Redis, or an LMDB file) can race, and a late commit in one may re-create a session
- *   another just logged out (or both may take one session). The dedicated stores
- *   (`SessionStore/Redis`, `SessionStore/Lmdb`) write conditionally and have no such race.
+ *   still live; a `take` reads it and removes it; an owner index method reads the owner's value
+ *   and writes it back. This store serialises these (and `delete`) per key, and per owner, in its
+ *   own process, so each is atomic within one process; processes sharing one backing store
+ *   (Redis, or an LMDB file) can race, and a late commit in one may re-create a session another
+ *   just logged out (or both may take one session, or a link may undo a revocation). The
+ *   dedicated stores (`SessionStore/Redis`, `SessionStore/Lmdb`) write conditionally and have no
+ *   such race.
+ *
+ * **The owner index** keeps one value per owner under `owner:` and base64url(SHA-256(owner id))
+ * (no session key, being base64url, has a colon): `[[handle, { key, until }], ...]`, with
+ * `key: null` for a revoked handle (a tombstone), stored as is for the backing store to
+ * serialise. Each write gives the value a time-to-live up to the largest `until` in it, so it
+ * never expires before a link or tombstone it holds; links and tombstones past their `until` are
+ * skipped on reads and dropped when the value is rewritten. A value that does not decode fails the
+ * owner's operations with `SessionStoreError` (reason `Unknown`) and is left as it is: read as
+ * empty, a revocation would miss sessions; overwritten, its links and tombstones would be lost.
  *
  * @since 0.1.0
  */
@@ -30,12 +41,14 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as Envelope from "../internal/envelope.js"
 import * as Errors from "../internal/errors.js"
 import * as KeyedMutex from "../internal/keyedMutex.js"
+import * as Owners from "../internal/ownerIndex.js"
 import { provideBoth } from "../internal/storeLayer.js"
-import type { SessionStore, SessionStoreError } from "../SessionStore.js"
+import type { OwnerIndex, SessionStore, SessionStoreError } from "../SessionStore.js"
 
 /**
  * @since 0.1.0
@@ -50,13 +63,14 @@ export interface Options {
 }
 
 /**
- * A session store over a `BackingPersistence`: it cannot enumerate, and says so in its type.
+ * A session store over a `BackingPersistence`: it cannot enumerate, and says so in its type; it keeps an owner index.
  *
  * @since 0.2.0
  * @category models
  */
 export interface PersistenceAdapter extends SessionStore {
   readonly all: undefined
+  readonly owners: OwnerIndex
 }
 
 /**
@@ -70,6 +84,9 @@ export const PersistenceAdapter: Context.Tag<PersistenceAdapter, PersistenceAdap
 >("effect-session/SessionStore/Persistence")
 
 const FLUSH_KEY = "effect-session:flush"
+
+const decodeLinks = Schema.decodeUnknownOption(Owners.Links)
+const encodeLinks = Schema.encodeSync(Owners.Links)
 
 /**
  * Makes the store over the `BackingPersistence` in context. The backing store is opened for
@@ -109,6 +126,25 @@ export const make = (
           .pipe(Effect.mapError(Errors.fromPersistence(operation)))
       })
 
+    const owners = yield* Owners.make({
+      read: (operation, key) =>
+        Effect.gen(function*() {
+          const raw = yield* Effect.mapError(persistence.get(key), Errors.fromPersistence(operation))
+          if (Option.isNone(raw)) return new Map<string, Owners.Link>()
+          const links = decodeLinks(raw.value)
+          return Option.isSome(links) ? links.value : yield* Effect.fail(Owners.malformed(operation))
+        }),
+      // Up to the largest `until`: the value outlives every link and tombstone it holds.
+      write: (operation, key, links) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          const timeToLive = Math.max(0, ...Array.from(links.values(), (link) => link.until)) - now
+          return (timeToLive <= 0
+            ? persistence.remove(key)
+            : persistence.set(key, encodeLinks(links), Option.some(Duration.millis(timeToLive))))
+            .pipe(Effect.mapError(Errors.fromPersistence(operation)))
+        })
+    })
+
     const store: PersistenceAdapter = {
       find: (key) => read("find", key),
       commit: (key, data, expiresAt, mode) =>
@@ -140,7 +176,7 @@ export const make = (
         ),
       delete: (key) => mutex.withLock(key)(Effect.mapError(persistence.remove(key), Errors.fromPersistence("delete"))),
       all: undefined,
-      owners: undefined
+      owners
     }
     return store
   })
