@@ -39,7 +39,7 @@ storeConformance({
   name: "redis cluster (3 masters, ioredis Cluster)",
   layer: RedisStore.layer({ client: newCluster, prefix }),
   enumerable: true,
-  owners: false,
+  owners: true,
   skip
 })
 
@@ -98,6 +98,24 @@ describeOrSkip("RedisStore on a cluster", () => {
         expect(yield* other.commit(key, "stale", later, "update")).toBe("gone")
         expect(yield* store.find(key)).toEqual(Option.none())
       }
+    }))
+
+  it.scopedLive("owner indexes live on every master and enumeration skips them", () =>
+    Effect.gen(function*() {
+      const store = yield* RedisStore.make({ client: newCluster, prefix })
+      const other = yield* RedisStore.make({ client: newCluster, prefix })
+      const until = Date.now() + 60_000
+      // Thirty owners spread over the masters, some with a hash tag of their own.
+      const owners = Array.from({ length: 30 }, (_, i) => i % 3 === 0 ? `{${randomUUID()}}` : `user:${randomUUID()}`)
+      yield* Effect.forEach(owners, (owner) => store.owners.link(owner, "h", `k:${owner}`, until), { concurrency: 10 })
+      yield* store.commit("beside-owners", "x", until, "create")
+      for (const owner of owners) {
+        expect(yield* other.owners.list(owner)).toEqual([{ handle: "h", key: `k:${owner}` }])
+      }
+      const keys = Chunk.toReadonlyArray(yield* Stream.runCollect(Stream.map(store.all, (entry) => entry.key)))
+      expect(keys).toContain("beside-owners")
+      expect(keys.filter((key) => key.startsWith("owner:"))).toEqual([])
+      for (const owner of owners) expect(yield* other.owners.revoke(owner, "all")).toEqual([`k:${owner}`])
     }))
 
   it.scopedLive("the Redis lock works through the Cluster client too", () =>

@@ -36,7 +36,7 @@ storeConformance({
   name: "redis through sentinel",
   layer: RedisStore.layer({ client, prefix }),
   enumerable: true,
-  owners: false,
+  owners: true,
   skip
 })
 

@@ -36,7 +36,7 @@ storeConformance({
   name: "redis",
   layer: RedisStore.layer({ client, prefix }),
   enumerable: true,
-  owners: false,
+  owners: true,
   skip
 })
 
@@ -180,6 +180,38 @@ describe.skipIf(skip !== undefined)("RedisStore", () => {
         yield* other.commit("b", "B", Date.now() + 60_000, "create")
         const keys = yield* Stream.runCollect(Stream.map(store.all, (entry) => entry.key))
         expect([...keys]).toEqual(["a"])
+      }))
+
+    it.scoped("an owner is one hash under <prefix>owner:, its TTL the largest until it holds; enumeration skips it", () =>
+      Effect.gen(function*() {
+        const store = yield* RedisStore.make({ client, prefix })
+        const admin = yield* Admin
+        const owner = `{user}:${randomUUID()}`
+        const ownerKey = `${prefix}owner:${owner}`
+        const now = Date.now()
+        const [long, short] = [now + 600_000, now + 60_000]
+        yield* store.owners.link(owner, "h1", "k1", long)
+        // A smaller until does not shorten the key's TTL: h1 must outlive h2.
+        yield* store.owners.link(owner, "h2", "k2", short)
+        expect(yield* Effect.promise(() => admin.type(ownerKey))).toBe("hash")
+        const pttl = yield* Effect.promise(() => admin.pttl(ownerKey))
+        expect(pttl).toBeGreaterThan(590_000)
+        expect(pttl).toBeLessThanOrEqual(600_000)
+        expect(yield* store.owners.revoke(owner, ["h1"])).toEqual(["k1"])
+        expect(yield* Effect.promise(() => admin.hgetall(ownerKey))).toEqual({ h1: `${long}`, h2: `${short}:k2` })
+        // Enumeration reads strings only: the hash is neither emitted nor an error.
+        yield* store.commit("beside-owner", "x", now + 60_000, "create")
+        const keys = [...yield* Stream.runCollect(Stream.map(store.all, (entry) => entry.key))]
+        expect(keys).toContain("beside-owner")
+        expect(keys.filter((key) => key.startsWith("owner:"))).toEqual([])
+        // A foreign value under an owner key fails as a store error that does not name the owner.
+        yield* Effect.promise(() => admin.set(`${prefix}owner:foreign-${owner}`, "x", "PX", 60_000))
+        const failed = yield* Effect.flip(store.owners.list(`foreign-${owner}`))
+        expect(failed).toMatchObject({ _tag: "SessionStoreError", operation: "list", reason: "Unknown" })
+        expect(`${failed.message} ${JSON.stringify(failed.cause)}`).not.toContain(owner)
+        // An unpaired surrogate would reach Redis as U+FFFD, sharing a key with another owner.
+        const malformed = yield* Effect.flip(store.owners.link("\uD800", "h", "k", long))
+        expect(malformed).toMatchObject({ operation: "link", reason: "Unsupported" })
       }))
 
     it.scoped("building the store fails with SessionStoreError when Redis cannot be reached", () =>

@@ -10,6 +10,13 @@
  * dropped it yet (clocks of app servers and Redis may differ by a little). Updates, `take` and
  * `touch` are Lua scripts on the session's one key, so they are atomic and work on a Cluster.
  *
+ * The owner index keeps each owner in one Redis hash, `<prefix>owner:<ownerId>`: field = handle,
+ * value = `<until>:<key>` for a link or `<until>` alone for a revoked handle's tombstone. Every
+ * index operation is one Lua script on that one key (atomic per owner, fine on a Cluster), given
+ * the `Clock` time; the hash's TTL follows the largest `until` it has held, so an owner nobody
+ * touches again disappears by itself. Session keys are base64url (no `:`), so an owner key is
+ * never a session key, and enumeration scans strings only.
+ *
  * @since 0.1.0
  */
 import * as Clock from "effect/Clock"
@@ -31,7 +38,7 @@ import * as Redact from "../internal/redact.js"
 import * as InternalRedis from "../internal/redis.js"
 import { provideBoth } from "../internal/storeLayer.js"
 import type { SessionConfigError } from "../SessionConfigError.js"
-import type { SessionStore, StoredSession } from "../SessionStore.js"
+import type { OwnerIndex, OwnerLink, SessionStore, StoredSession } from "../SessionStore.js"
 import { SessionStoreError } from "../SessionStore.js"
 
 /**
@@ -73,7 +80,8 @@ export interface Options {
  */
 export interface RedisStore extends SessionStore {
   readonly all: Stream.Stream<StoredSession, SessionStoreError>
-  /** What the store prepends to every key (after the client's own `keyPrefix`). */
+  readonly owners: OwnerIndex
+  /** What the store prepends to every key (after the client's own `keyPrefix`); owners live under `<prefix>owner:`. */
   readonly prefix: string
 }
 
@@ -163,22 +171,120 @@ end
 return 1
 `
 
+// The owner index scripts read a hash field (see the module's documentation) with `entry`: its
+// until as written and as a number, and its key (false for a tombstone); nil for anything else.
+const OWNER_ENTRY = `
+local function entry(value)
+  if not value then return nil end
+  local untilText, key = string.match(value, "^(%d+):(.*)$")
+  if not untilText then untilText, key = string.match(value, "^(%d+)$"), false end
+  if not untilText or #untilText > 16 then return nil end
+  return untilText, tonumber(untilText), key
+end
+`
+
+// KEYS[1], ARGV: now, handle, key, until. Points the handle at the key and lengthens the hash's
+// TTL to the until (never shortens it): 1; or 0, nothing written, when the handle is revoked.
+// A link already past its until only removes the handle's old link.
+const OWNER_LINK_SCRIPT = `${OWNER_ENTRY}
+local now, deadline = tonumber(ARGV[1]), tonumber(ARGV[4])
+local _, currentUntil, currentKey = entry(redis.call("HGET", KEYS[1], ARGV[2]))
+if currentUntil and currentUntil > now and currentKey == false then return 0 end
+if deadline <= now then
+  redis.call("HDEL", KEYS[1], ARGV[2])
+  return 1
+end
+redis.call("HSET", KEYS[1], ARGV[2], ARGV[4] .. ":" .. ARGV[3])
+local ttl = math.ceil(deadline - now)
+local pttl = redis.call("PTTL", KEYS[1])
+if pttl < ttl then redis.call("PEXPIRE", KEYS[1], ttl) end
+return 1
+`
+
+// KEYS[1], ARGV: now. The live links as handle, key, handle, key, ...; drops entries past their until.
+const OWNER_LIST_SCRIPT = `${OWNER_ENTRY}
+local now = tonumber(ARGV[1])
+local fields = redis.call("HGETALL", KEYS[1])
+local links = {}
+for i = 1, #fields, 2 do
+  local _, deadline, key = entry(fields[i + 1])
+  if deadline and deadline <= now then
+    redis.call("HDEL", KEYS[1], fields[i])
+  elseif key then
+    links[#links + 1] = fields[i]
+    links[#links + 1] = key
+  end
+end
+return links
+`
+
+// KEYS[1], ARGV: now, "all" or "some", "1" when there is an exception, the exception, the handles
+// (with "some"). Turns each live link revoked (but the exception) into a tombstone with the
+// same until and returns the keys they pointed at; drops the entries past their until it sees.
+const OWNER_REVOKE_SCRIPT = `${OWNER_ENTRY}
+local now = tonumber(ARGV[1])
+local revoked = {}
+local function revoke(handle, value)
+  local untilText, deadline, key = entry(value)
+  if not deadline then return end
+  if deadline <= now then
+    redis.call("HDEL", KEYS[1], handle)
+  elseif key and not (ARGV[3] == "1" and handle == ARGV[4]) then
+    redis.call("HSET", KEYS[1], handle, untilText)
+    revoked[#revoked + 1] = key
+  end
+end
+if ARGV[2] == "all" then
+  local fields = redis.call("HGETALL", KEYS[1])
+  for i = 1, #fields, 2 do revoke(fields[i], fields[i + 1]) end
+else
+  for i = 5, #ARGV do revoke(ARGV[i], redis.call("HGET", KEYS[1], ARGV[i])) end
+end
+return revoked
+`
+
+// KEYS[1], ARGV: handle, key. Removes the handle while it is a link to the key.
+const OWNER_UNLINK_SCRIPT = `${OWNER_ENTRY}
+local _, _, key = entry(redis.call("HGET", KEYS[1], ARGV[1]))
+if key == ARGV[2] then redis.call("HDEL", KEYS[1], ARGV[1]) end
+return 0
+`
+
 // Defined on the client with `defineCommand` (EVALSHA, falling back to EVAL on every node).
 const SCRIPTS = {
   effectSessionUpdate: UPDATE_SCRIPT,
   effectSessionTake: TAKE_SCRIPT,
-  effectSessionTouch: TOUCH_SCRIPT
+  effectSessionTouch: TOUCH_SCRIPT,
+  effectSessionOwnerLink: OWNER_LINK_SCRIPT,
+  effectSessionOwnerList: OWNER_LIST_SCRIPT,
+  effectSessionOwnerRevoke: OWNER_REVOKE_SCRIPT,
+  effectSessionOwnerUnlink: OWNER_UNLINK_SCRIPT
 } as const
 
 interface ScriptCommands {
   effectSessionUpdate(key: string, value: string, now: number, ttl: number): Promise<number>
   effectSessionTake(key: string, now: number): Promise<string | null>
   effectSessionTouch(key: string, now: number, expiresAt: number, ttl: number): Promise<number>
+  effectSessionOwnerLink(ownerKey: string, now: number, handle: string, key: string, until: number): Promise<number>
+  effectSessionOwnerList(ownerKey: string, now: number): Promise<Array<string>>
+  effectSessionOwnerRevoke(
+    ownerKey: string,
+    now: number,
+    scope: "all" | "some",
+    hasException: "1" | "0",
+    exception: string,
+    ...handles: Array<string>
+  ): Promise<Array<string>>
+  effectSessionOwnerUnlink(ownerKey: string, handle: string, key: string): Promise<number>
 }
 
+// An unpaired surrogate would reach Redis as U+FFFD (UTF-8 has no encoding for it), so two such
+// owner ids could share one key; with the `u` flag this class matches unpaired surrogates only.
+const UNPAIRED_SURROGATE = /[\uD800-\uDFFF]/u
+
 /**
- * Makes a store on a client the caller owns: the store defines three Lua commands on it
- * (`effectSessionUpdate`, `effectSessionTake`, `effectSessionTouch`) and never closes it. For
+ * Makes a store on a client the caller owns: the store defines its Lua commands on it (their
+ * names start with `effectSession`) and never closes it. For
  * commands to fail fast while Redis is down, create the client with `failFastOptions` (or
  * `failFastClusterOptions`).
  *
@@ -269,7 +375,8 @@ export const makeWithClient = (
 
     const scanNode = (node: Redis): Stream.Stream<ReadonlyArray<string>, SessionStoreError> =>
       Stream.fromAsyncIterable(
-        node.scanStream({ match: pattern, count: pageSize }) as AsyncIterable<Array<string>>,
+        // Sessions are strings: `TYPE string` leaves out the owner index's hashes under the same prefix.
+        node.scanStream({ match: pattern, type: "string", count: pageSize }) as AsyncIterable<Array<string>>,
         Errors.fromRedis("all")
       )
 
@@ -311,7 +418,55 @@ export const makeWithClient = (
       Stream.flattenIterables
     )
 
-    return { find, commit, take, touch, delete: del, all, owners: undefined, prefix }
+    // The owner's one key. Owner ids are arbitrary: a `{…}` in one only picks that key's slot.
+    const ownerKey = (
+      operation: SessionStoreError["operation"],
+      owner: string
+    ): Effect.Effect<string, SessionStoreError> =>
+      UNPAIRED_SURROGATE.test(owner)
+        ? Effect.fail(
+          new SessionStoreError({ reason: "Unsupported", operation, detail: "owner id is not well-formed Unicode" })
+        )
+        : Effect.succeed(`${prefix}owner:${owner}`)
+
+    const owners: OwnerIndex = {
+      link: (owner, handle, key, until) =>
+        Effect.gen(function*() {
+          const index = yield* ownerKey("link", owner)
+          const now = yield* Clock.currentTimeMillis
+          const stored = Envelope.storedExpiry(until)
+          const linked = yield* run("link", () => scripts.effectSessionOwnerLink(index, now, handle, key, stored))
+          return linked === 1 ? "linked" : "revoked"
+        }),
+      list: (owner) =>
+        Effect.gen(function*() {
+          const index = yield* ownerKey("list", owner)
+          const now = yield* Clock.currentTimeMillis
+          const flat = yield* run("list", () => scripts.effectSessionOwnerList(index, now))
+          const links: Array<OwnerLink> = []
+          for (let i = 0; i + 1 < flat.length; i += 2) links.push({ handle: flat[i], key: flat[i + 1] })
+          return links
+        }),
+      revoke: (owner, handles, except) =>
+        Effect.gen(function*() {
+          const index = yield* ownerKey("revoke", owner)
+          const now = yield* Clock.currentTimeMillis
+          const scope = handles === "all" ? "all" : "some"
+          const listed = handles === "all" ? [] : handles
+          const hasException = except === undefined ? "0" : "1"
+          return yield* run(
+            "revoke",
+            () => scripts.effectSessionOwnerRevoke(index, now, scope, hasException, except ?? "", ...listed)
+          )
+        }),
+      unlink: (owner, handle, key) =>
+        Effect.flatMap(
+          ownerKey("unlink", owner),
+          (index) => Effect.asVoid(run("unlink", () => scripts.effectSessionOwnerUnlink(index, handle, key)))
+        )
+    }
+
+    return { find, commit, take, touch, delete: del, all, owners, prefix }
   })
 
 /**
