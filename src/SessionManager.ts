@@ -461,6 +461,8 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
   ): Effect.Effect<ReadonlyArray<OwnerSession>, SessionError> =>
     Effect.gen(function*() {
       const index = yield* requireIndex("list")
+      // No session can be bound to an id that `bindOwner` refuses.
+      if (!InternalSession.isOwnerId(owner)) return []
       const links = yield* index.list(owner)
       const now = yield* Clock.currentTimeMillis
       const described = yield* Effect.forEach(links, (link) =>
@@ -489,6 +491,7 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
   ): Effect.Effect<number, SessionStoreError> =>
     Effect.gen(function*() {
       const index = yield* requireIndex("revoke")
+      if (!InternalSession.isOwnerId(owner)) return 0
       const chosen = (yield* index.list(owner)).filter((link) =>
         link.handle !== except && (handles === "all" || handles.includes(link.handle))
       )

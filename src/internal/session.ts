@@ -280,6 +280,13 @@ const destroy = (state: SessionState, context: SessionContext): Effect.Effect<vo
 // Owner ids and labels are kept in store keys and index rows: short, and never empty.
 const MAX_OWNER_LENGTH = 256
 
+// A lone surrogate has no UTF-8 form: stores would each turn it into U+FFFD, so two such ids could meet.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/** Whether `id` can be an owner id: 1 to 256 characters of well-formed UTF-16. */
+export const isOwnerId = (id: string): boolean =>
+  id.length > 0 && id.length <= MAX_OWNER_LENGTH && !LONE_SURROGATE.test(id)
+
 const ownerError = (detail: string) => new SessionValueError({ reason: "Owner", key: "owner", detail })
 
 /**
@@ -294,11 +301,11 @@ const bindOwner = (
 ): Effect.Effect<void, SessionError | SessionValueError> =>
   Effect.gen(function*() {
     const label = options?.label
-    if (id.length === 0 || id.length > MAX_OWNER_LENGTH) {
-      return yield* ownerError(`an owner id has 1 to ${MAX_OWNER_LENGTH} characters`)
+    if (!isOwnerId(id)) {
+      return yield* ownerError(`an owner id has 1 to ${MAX_OWNER_LENGTH} characters of well-formed UTF-16`)
     }
-    if (label !== undefined && label.length > MAX_OWNER_LENGTH) {
-      return yield* ownerError(`a label has at most ${MAX_OWNER_LENGTH} characters`)
+    if (label !== undefined && (label.length > MAX_OWNER_LENGTH || LONE_SURROGATE.test(label))) {
+      return yield* ownerError(`a label has at most ${MAX_OWNER_LENGTH} characters of well-formed UTF-16`)
     }
     yield* context.requireOwners
     const previous = state.owner

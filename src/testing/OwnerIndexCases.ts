@@ -417,11 +417,14 @@ export const ownerManagerCases = (test: Case, start: number): void => {
     Effect.gen(function*() {
       const manager = yield* managerOn()
       const session = yield* manager.load(undefined)
-      for (const [owner, label] of [["", undefined], ["x".repeat(257), undefined], ["ok", "y".repeat(257)]]) {
+      const refused = [["", undefined], ["x".repeat(257), undefined], ["ok", "y".repeat(257)], ["\uD800ada", undefined]]
+      for (const [owner, label] of refused) {
         const error = yield* Effect.flip(session.bindOwner(owner!, { label }))
         expect(error).toMatchObject({ _tag: "SessionValueError", reason: "Owner" })
       }
       expect(yield* session.owner).toEqual(Option.none())
+      expect(yield* manager.ownerSessions("\uD800ada")).toEqual([])
+      expect(yield* manager.revokeOwnerSessions("\uD800ada")).toBe(0)
     })
   )
 }
