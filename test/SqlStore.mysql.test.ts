@@ -25,10 +25,10 @@ sqlStoreSuite({
   layer,
   admin: MysqlClient.layer(client),
   schema: mysql.database,
-  expiryIndexes: (sql, table) =>
+  indexesOn: (sql, table, column) =>
     Effect.map(
       sql<{ name: string }>`SELECT INDEX_NAME AS name FROM information_schema.STATISTICS
-        WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ${table} AND COLUMN_NAME = 'expiry'`,
+        WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ${table} AND COLUMN_NAME = ${column}`,
       (rows) => rows.map((row) => row.name)
     ),
   tableExists: (sql, table) =>
@@ -37,13 +37,24 @@ sqlStoreSuite({
       (rows) => rows.length > 0
     ),
   createApplicationTable: (sql, table) =>
-    sql`CREATE TABLE ${sql(table)} (
-      token VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-      data LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
-      expiry BIGINT NOT NULL,
-      PRIMARY KEY (token),
-      KEY ${sql(`${table}_expiry_idx`)} (expiry)
-    ) ENGINE=InnoDB`,
+    Effect.all([
+      sql`CREATE TABLE ${sql(table)} (
+        token VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        data LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+        expiry BIGINT NOT NULL,
+        PRIMARY KEY (token),
+        KEY ${sql(`${table}_expiry_idx`)} (expiry)
+      ) ENGINE=InnoDB`,
+      sql`CREATE TABLE ${sql(`${table}_owners`)} (
+        owner_hash BINARY(32) NOT NULL,
+        owner TEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+        handle VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+        token VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin,
+        until BIGINT NOT NULL,
+        PRIMARY KEY (owner_hash, handle),
+        KEY ${sql(`${table}_owners_idx`)} (until)
+      ) ENGINE=InnoDB`
+    ]),
   // Port 9 (discard) on loopback: nothing listens, the connection is refused.
   unreachable: { why: "nothing listens on its port", layer: MysqlStore.layer({ client: { ...client, port: 9 } }) },
   // MySQL counts changed rows unless the client sets CLIENT_FOUND_ROWS (mysql2 does by default):

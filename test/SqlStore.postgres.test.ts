@@ -17,20 +17,31 @@ const { adminSql, holdRowLock, store } = sqlStoreSuite({
   layer,
   admin: PgClient.layer(client),
   schema: "public",
-  expiryIndexes: (sql, table) =>
+  indexesOn: (sql, table, column) =>
     Effect.map(
       sql<{ indexname: string }>`SELECT indexname FROM pg_indexes
-        WHERE tablename = ${table} AND indexdef LIKE '%(expiry)%'`,
+        WHERE tablename = ${table} AND indexdef LIKE ${`%(${column})%`}`,
       (rows) => rows.map((row) => row.indexname)
     ),
   tableExists: (sql, table) =>
     Effect.map(sql<{ t: string | null }>`SELECT to_regclass(${table}) AS t`, (rows) => rows[0].t !== null),
   createApplicationTable: (sql, table) =>
-    sql`CREATE TABLE ${sql(table)} (
-      token TEXT NOT NULL PRIMARY KEY,
-      data TEXT NOT NULL,
-      expiry BIGINT NOT NULL
-    )`,
+    Effect.all([
+      sql`CREATE TABLE ${sql(table)} (
+        token TEXT NOT NULL PRIMARY KEY,
+        data TEXT NOT NULL,
+        expiry BIGINT NOT NULL
+      )`,
+      sql`CREATE INDEX ${sql(`${table}_expiry_idx`)} ON ${sql(table)} (expiry)`,
+      sql`CREATE TABLE ${sql(`${table}_owners`)} (
+        owner TEXT NOT NULL,
+        handle TEXT NOT NULL,
+        token TEXT,
+        until BIGINT NOT NULL,
+        PRIMARY KEY (owner, handle)
+      )`,
+      sql`CREATE INDEX ${sql(`${table}_owners_idx`)} ON ${sql(`${table}_owners`)} (until)`
+    ]),
   // Port 9 (discard) on loopback: nothing listens, the connection is refused.
   unreachable: { why: "nothing listens on its port", layer: PgStore.layer({ client: { ...client, port: 9 } }) },
   rowLocks: true,

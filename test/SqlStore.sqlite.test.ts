@@ -27,10 +27,10 @@ const { store } = sqlStoreSuite({
   // A second connection to the same file.
   admin: SqliteClient.layer({ filename }),
   schema: "main",
-  expiryIndexes: (sql, table) =>
+  indexesOn: (sql, table, column) =>
     Effect.map(
       sql<{ name: string }>`SELECT name FROM sqlite_master
-        WHERE type = 'index' AND tbl_name = ${table} AND sql LIKE '%(expiry)%'`,
+        WHERE type = 'index' AND tbl_name = ${table} AND sql LIKE ${`%(${column})%`}`,
       (rows) => rows.map((row) => row.name)
     ),
   tableExists: (sql, table) =>
@@ -39,11 +39,22 @@ const { store } = sqlStoreSuite({
       (rows) => rows.length > 0
     ),
   createApplicationTable: (sql, table) =>
-    sql`CREATE TABLE ${sql(table)} (
-      token TEXT NOT NULL PRIMARY KEY,
-      data TEXT NOT NULL,
-      expiry INTEGER NOT NULL
-    )`,
+    Effect.all([
+      sql`CREATE TABLE ${sql(table)} (
+        token TEXT NOT NULL PRIMARY KEY,
+        data TEXT NOT NULL,
+        expiry INTEGER NOT NULL
+      )`,
+      sql`CREATE INDEX ${sql(`${table}_expiry_idx`)} ON ${sql(table)} (expiry)`,
+      sql`CREATE TABLE ${sql(`${table}_owners`)} (
+        owner TEXT NOT NULL,
+        handle TEXT NOT NULL,
+        token TEXT,
+        until INTEGER NOT NULL,
+        PRIMARY KEY (owner, handle)
+      )`,
+      sql`CREATE INDEX ${sql(`${table}_owners_idx`)} ON ${sql(`${table}_owners`)} (until)`
+    ]),
   unreachable: {
     why: "its directory does not exist",
     layer: SqliteStore.layer({ client: { filename: path.join(dir, "missing", "dir", "x.db") } })
@@ -61,7 +72,7 @@ storeConformance({
   name: "sqlite (:memory:, SqlStore over SqliteClient)",
   layer: memoryLayer({ cleanupInterval: "1 minute" }),
   enumerable: true,
-  owners: false,
+  owners: true,
   paging: { layer: (pageSize) => memoryLayer({ cleanupInterval: 0, pageSize }) },
   sweep: {
     interval: "1 minute",
@@ -78,7 +89,7 @@ storeConformance({
   name: "sqlite (:memory:, ready layer)",
   layer: SqliteStore.layer({ client: { filename: ":memory:" } }),
   enumerable: true,
-  owners: false
+  owners: true
 })
 
 describe("SqlStore on SQLite", () => {

@@ -25,6 +25,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import * as Tracer from "effect/Tracer"
+import { createHash } from "node:crypto"
 import { Session } from "../src/Session.js"
 import type { SessionConfigError } from "../src/SessionConfigError.js"
 import * as SessionManager from "../src/SessionManager.js"
@@ -36,10 +37,19 @@ import { START, storeConformance } from "../src/testing/StoreConformance.js"
 import { requireBackend } from "./conformance.js"
 import { isReachable, service } from "./services.js"
 
+// The owner id as the MySQL/MariaDB owner table is keyed (see SessionStore/Sql).
+const ownerHash = (owner: string): Uint8Array => createHash("sha256").update(owner).digest()
+
 /** The table the conformance suite and the cases without a table of their own use. */
 export const TABLE = "sessions_conformance"
 
-/** Every table the suite writes: dropped before the file runs, so each run starts clean. */
+/** The longest table name the store takes (52 characters): every name derived from it must fit. */
+const LONGEST_TABLE = `longest_${"x".repeat(44)}`
+
+/**
+ * Every table the suite writes, with the owner table beside each: dropped before the file runs,
+ * so each run starts clean.
+ */
 const OWN_TABLES = [
   TABLE,
   "custom_named_sessions",
@@ -47,8 +57,10 @@ const OWN_TABLES = [
   "app_owned_sessions",
   "never_created_sessions",
   "sweep_batches",
-  "paging_sessions"
-]
+  "owner_sweep",
+  "paging_sessions",
+  LONGEST_TABLE
+].flatMap((table) => [table, `${table}_owners`])
 
 /** A store layer as the dialect's `layer` returns it. */
 export type StoreLayer = Layer.Layer<SqlStore.SqlStore | SessionStore, SessionStoreError | SessionConfigError>
@@ -68,14 +80,18 @@ export interface SqlDialectUnderTest {
   readonly admin: Layer.Layer<SqlClient.SqlClient, unknown>
   /** The schema a qualified table name uses (`public`, the MySQL database, `main`). */
   readonly schema: string
-  /** The names of the indexes on `table`'s `expiry` column, from the catalog. */
-  readonly expiryIndexes: (
+  /** The names of the indexes on `table`'s `column` alone (its primary key aside), from the catalog. */
+  readonly indexesOn: (
     sql: SqlClient.SqlClient,
-    table: string
+    table: string,
+    column: string
   ) => Effect.Effect<ReadonlyArray<string>, SqlError.SqlError>
   /** Whether `table` exists, from the catalog. */
   readonly tableExists: (sql: SqlClient.SqlClient, table: string) => Effect.Effect<boolean, SqlError.SqlError>
-  /** Creates `table` the way an application would, in the documented shape, for `createTable: false`. */
+  /**
+   * Creates `table` and `<table>_owners` the way an application would, in the documented shape,
+   * for `createTable: false`.
+   */
   readonly createApplicationTable: (
     sql: SqlClient.SqlClient,
     table: string
@@ -220,7 +236,14 @@ export const sqlStoreSuite = (dialect: SqlDialectUnderTest): SqlSuiteTools => {
     adminSql((sql) => sql<{ n: unknown }>`SELECT COUNT(*) AS n FROM ${sql(table)}`).pipe(
       Effect.map((rows) => Number(rows[0].n))
     )
-  const expiryIndexes = (table: string) => adminSql((sql) => dialect.expiryIndexes(sql, table))
+  const expiryIndexes = (table: string) => adminSql((sql) => dialect.indexesOn(sql, table, "expiry"))
+  const untilIndexes = (table: string) => adminSql((sql) => dialect.indexesOn(sql, `${table}_owners`, "until"))
+  const countOwnerRows = (table: string, owner: string) =>
+    adminSql((sql) =>
+      sql<{ n: unknown }>`SELECT COUNT(*) AS n FROM ${sql(`${table}_owners`)} WHERE ${
+        sql.onDialectOrElse({ mysql: () => sql`owner_hash = ${ownerHash(owner)}`, orElse: () => sql`owner = ${owner}` })
+      }`
+    ).pipe(Effect.map((rows) => Number(rows[0].n)))
 
   const store: SqlSuiteTools["store"] = (options = {}, layer = dialect.layer) =>
     buildStore(layer({ table: TABLE, cleanupInterval: 0, ...options }))
@@ -241,7 +264,7 @@ export const sqlStoreSuite = (dialect: SqlDialectUnderTest): SqlSuiteTools => {
     name: dialect.conformanceName,
     layer: dialect.layer({ table: TABLE, cleanupInterval: "1 minute" }),
     enumerable: true,
-    owners: false,
+    owners: true,
     paging: { layer: (pageSize) => dialect.layer({ table: TABLE, cleanupInterval: 0, pageSize }) },
     sweep: { interval: "1 minute", physicalCount: (keys) => countRows(TABLE, keys) },
     skip
@@ -257,6 +280,24 @@ export const sqlStoreSuite = (dialect: SqlDialectUnderTest): SqlSuiteTools => {
         expect(yield* countRows("custom_named_sessions", [k])).toBe(1)
         expect(yield* named.find(k)).toEqual(Option.some({ data: "here", expiresAt: START + 60_000 }))
         expect(yield* expiryIndexes("custom_named_sessions")).toEqual(["custom_named_sessions_expiry_idx"])
+        // The owner index lives beside it, in <table>_owners.
+        expect(yield* named.owners.link("named owner", "handle", k, START + 60_000)).toBe("linked")
+        expect(yield* countOwnerRows("custom_named_sessions", "named owner")).toBe(1)
+        expect(yield* untilIndexes("custom_named_sessions")).toEqual(["custom_named_sessions_owners_idx"])
+      }))
+
+    it.scoped("a table name of 52 characters fits, with every name derived from it", () =>
+      Effect.gen(function*() {
+        yield* TestClock.setTime(START)
+        const longest = yield* store({ table: LONGEST_TABLE })
+        const k = key("longest")
+        yield* longest.commit(k, "long", START + 60_000, "create")
+        expect(yield* longest.find(k)).toEqual(Option.some({ data: "long", expiresAt: START + 60_000 }))
+        expect(yield* longest.owners.link("owner", "handle", k, START + 60_000)).toBe("linked")
+        expect(yield* longest.owners.list("owner")).toEqual([{ handle: "handle", key: k }])
+        // Exactly these names: none cut short by an identifier limit.
+        expect(yield* expiryIndexes(LONGEST_TABLE)).toEqual([`${LONGEST_TABLE}_expiry_idx`])
+        expect(yield* untilIndexes(LONGEST_TABLE)).toEqual([`${LONGEST_TABLE}_owners_idx`])
       }))
 
     it.scoped(`a schema-qualified table name works (${dialect.schema}.qualified_sessions)`, () =>
@@ -269,6 +310,9 @@ export const sqlStoreSuite = (dialect: SqlDialectUnderTest): SqlSuiteTools => {
         expect(yield* countRows("qualified_sessions", [k])).toBe(1)
         expect(yield* qualified.find(k)).toEqual(Option.some({ data: "q", expiresAt: START + 60_000 }))
         expect(yield* expiryIndexes("qualified_sessions")).toEqual(["qualified_sessions_expiry_idx"])
+        expect(yield* qualified.owners.link("qualified owner", "handle", k, START + 60_000)).toBe("linked")
+        expect(yield* countOwnerRows("qualified_sessions", "qualified owner")).toBe(1)
+        expect(yield* untilIndexes("qualified_sessions")).toEqual(["qualified_sessions_owners_idx"])
       }))
 
     it.scoped("instances starting together create the table once without failing", () =>
@@ -300,13 +344,21 @@ export const sqlStoreSuite = (dialect: SqlDialectUnderTest): SqlSuiteTools => {
         expect(yield* owned.commit(k, "mine too", START + 60_000, "update")).toBe("written")
         expect(yield* owned.find(k)).toEqual(Option.some({ data: "mine too", expiresAt: START + 60_000 }))
         expect(yield* countRows("app_owned_sessions", [k])).toBe(1)
+        const [handle, other] = ["owned_handle", "other_handle"]
+        expect(yield* owned.owners.link("app owner", handle, k, START + 60_000)).toBe("linked")
+        expect(yield* owned.owners.link("app owner", other, key("other"), START + 60_000)).toBe("linked")
+        expect(yield* owned.owners.revoke("app owner", "all", other)).toEqual([k])
+        expect(yield* owned.owners.link("app owner", handle, k, START + 60_000)).toBe("revoked")
+        expect((yield* owned.owners.list("app owner")).map((link) => link.handle)).toEqual([other])
 
         const missing = yield* store({ table: "never_created_sessions", createTable: false })
         const error = yield* Effect.flip(missing.find(key("missing")))
         expect(error._tag).toBe("SessionStoreError")
         expect(error.operation).toBe("find")
         expect(error.reason).toBe("Unknown")
+        expect(yield* Effect.flip(missing.owners.list("owner"))).toMatchObject({ operation: "list", reason: "Unknown" })
         expect(yield* adminSql((sql) => dialect.tableExists(sql, "never_created_sessions"))).toBe(false)
+        expect(yield* adminSql((sql) => dialect.tableExists(sql, "never_created_sessions_owners"))).toBe(false)
       }))
 
     // An update that changes nothing must still be "written", and a missing or expired row "gone".
@@ -401,10 +453,116 @@ export const sqlStoreSuite = (dialect: SqlDialectUnderTest): SqlSuiteTools => {
         yield* adminSql((sql) => sql`INSERT INTO ${sql(table)} ${sql.insert([...expired, ...live])}`)
         const { result, statements } = yield* recordingStatements(s.sweep)
         expect(result).toBe(2500)
-        expect(statementsStartingWith(statements, "DELETE")).toHaveLength(3)
+        const deletes = statementsStartingWith(statements, "DELETE")
+        // Three batches of sessions, then one of owner rows (there are none).
+        expect(deletes.filter((statement) => !statement.includes("sweep_batches_owners"))).toHaveLength(3)
+        expect(deletes.filter((statement) => statement.includes("sweep_batches_owners"))).toHaveLength(1)
         expect(yield* countAll(table)).toBe(10)
         expect(yield* countRows(table, live.map((row) => row.token))).toBe(10)
         expect(yield* s.sweep).toBe(0)
+      }))
+
+    it.scoped("the sweep deletes 2,500 owner rows past their until in batches of 1,000 and keeps the others", () =>
+      Effect.gen(function*() {
+        yield* TestClock.setTime(START)
+        const table = "owner_sweep"
+        const s = yield* store({ table, sweepBatchSize: 1000 })
+        const owner = "sweep owner"
+        // Past their until: links and tombstones alike. Before it: a link and a tombstone.
+        const lapsed = Array.from({ length: 2500 }, (_, i) => ({
+          owner,
+          handle: `lapsed${i}`,
+          token: i % 2 === 0 ? key("lapsed") : null,
+          until: START - i % 3
+        }))
+        const kept = [
+          { owner, handle: "live", token: key("live"), until: START + 60_000 },
+          { owner, handle: "revoked", token: null, until: START + 60_000 }
+        ]
+        yield* adminSql((sql) =>
+          sql`INSERT INTO ${sql(`${table}_owners`)} ${
+            sql.insert(
+              sql.onDialectOrElse({
+                mysql: () => [...lapsed, ...kept].map((row) => ({ ...row, owner_hash: ownerHash(row.owner) })),
+                orElse: () => [...lapsed, ...kept]
+              })
+            )
+          }`
+        )
+        const { result, statements } = yield* recordingStatements(s.sweep)
+        // It counts sessions (there are none here), not owner rows.
+        expect(result).toBe(0)
+        const deletes = statementsStartingWith(statements, "DELETE")
+        expect(deletes.filter((statement) => statement.includes("owner_sweep_owners"))).toHaveLength(3)
+        expect(yield* countOwnerRows(table, owner)).toBe(2)
+        expect(yield* s.owners.list(owner)).toEqual([{ handle: "live", key: kept[0].token }])
+        expect(yield* s.owners.link(owner, "revoked", key("again"), START + 60_000)).toBe("revoked")
+      }))
+
+    it.scoped("owner ids are compared exactly: case, trailing spaces, normalization and length all count", () =>
+      Effect.gen(function*() {
+        yield* TestClock.setTime(START)
+        const s = yield* store()
+        const suffix = key("owner").slice(0, 12)
+        const long = `${"🔑".repeat(200)}${"x".repeat(599)}${suffix}`
+        const owners = [
+          `alice${suffix}`,
+          `alice${suffix} `,
+          `Alice${suffix}`,
+          `ALICE${suffix}`,
+          `\u00e9${suffix}`,
+          `e\u0301${suffix}`,
+          long,
+          `${long}y`,
+          long.slice(0, -1)
+        ]
+        const keys = owners.map(() => key("exact"))
+        for (const [i, owner] of owners.entries()) {
+          expect(yield* s.owners.link(owner, "handle", keys[i], START + 60_000)).toBe("linked")
+        }
+        for (const [i, owner] of owners.entries()) {
+          expect(yield* s.owners.list(owner)).toEqual([{ handle: "handle", key: keys[i] }])
+        }
+        expect(yield* s.owners.revoke(owners[0], "all")).toEqual([keys[0]])
+        expect(yield* s.owners.revoke(long, "all")).toEqual([keys[6]])
+        for (const [i, owner] of owners.entries()) {
+          expect(yield* s.owners.list(owner)).toEqual(i === 0 || i === 6 ? [] : [{ handle: "handle", key: keys[i] }])
+        }
+      }))
+
+    it.scoped("a link moves the handle's until: over a live link, and over a tombstone past its until", () =>
+      Effect.gen(function*() {
+        yield* TestClock.setTime(START)
+        const s = yield* store()
+        const owner = `until ${key("owner")}`
+        const [kept, revoked] = [key("kept"), key("revoked")]
+        yield* s.owners.link(owner, "kept", kept, START + 1000)
+        expect(yield* s.owners.link(owner, "kept", kept, START + 60_000)).toBe("linked")
+        yield* s.owners.link(owner, "revoked", key("old"), START + 1000)
+        yield* s.owners.revoke(owner, ["revoked"])
+        yield* TestClock.adjust("1 second")
+        expect(yield* s.owners.link(owner, "revoked", revoked, START + 60_000)).toBe("linked")
+        yield* TestClock.adjust("10 seconds")
+        const links = [...(yield* s.owners.list(owner))].sort((a, b) => a.handle < b.handle ? -1 : 1)
+        expect(links).toEqual([{ handle: "kept", key: kept }, { handle: "revoked", key: revoked }])
+      }))
+
+    it.scoped("owner handles and keys that are not base64url are never linked, listed or revoked", () =>
+      Effect.gen(function*() {
+        yield* TestClock.setTime(START)
+        const s = yield* store()
+        const owner = `malformed ${key("owner")}`
+        const k = key("handles")
+        const error = yield* Effect.flip(s.owners.link(owner, "not a handle", k, START + 60_000))
+        expect(error).toMatchObject({ _tag: "SessionStoreError", operation: "link", reason: "Unknown" })
+        expect(error.detail).not.toContain(k)
+        expect(yield* Effect.flip(s.owners.link(owner, "handle", "not a key", START + 60_000))).toMatchObject({
+          operation: "link"
+        })
+        yield* s.owners.link(owner, "handle", k, START + 60_000)
+        expect(yield* s.owners.revoke(owner, ["not a handle", "é"])).toEqual([])
+        yield* s.owners.unlink(owner, "handle", "not a key")
+        expect(yield* s.owners.list(owner)).toEqual([{ handle: "handle", key: k }])
       }))
 
     it.scoped("all reads one bounded query per page, ordered by token", () =>
@@ -458,6 +616,19 @@ export const sqlStoreSuite = (dialect: SqlDialectUnderTest): SqlSuiteTools => {
               ? s.take(locked)
               : s.touch(locked, now + 120_000)
             expect(yield* Effect.flip(call)).toMatchObject({ reason: "Timeout", operation })
+          }
+          // So are the owner index's: a link and a revocation waiting on a locked owner row.
+          for (const operation of ["link", "revoke"] as const) {
+            const owner = `locked ${key(operation)}`
+            const locked = key(operation)
+            yield* s.owners.link(owner, "handle", locked, now + 60_000)
+            // MySQL locks every row its search reads (the owner table has no index on token).
+            const releaseOwner = yield* holdRowLock(`${TABLE}_owners`, locked)
+            const call: Effect.Effect<unknown, SessionStoreError> = operation === "link"
+              ? s.owners.link(owner, "handle", key("relinked"), now + 60_000)
+              : s.owners.revoke(owner, "all")
+            expect(yield* Effect.flip(call)).toMatchObject({ reason: "Timeout", operation })
+            yield* releaseOwner
           }
         }))
     }
