@@ -26,10 +26,8 @@ import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
 import { Redis } from "ioredis"
-import { type ChildProcess, spawn } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
 import { createHash, randomUUID } from "node:crypto"
-import * as path from "node:path"
-import * as readline from "node:readline"
 import { Session } from "../src/Session.js"
 import { SessionConfigError } from "../src/SessionConfigError.js"
 import * as SessionLock from "../src/SessionLock.js"
@@ -41,6 +39,7 @@ import * as MemoryStore from "../src/SessionStore/Memory.js"
 import { lockConformance } from "../src/testing/LockConformance.js"
 import { requireBackend } from "./conformance.js"
 import { counterRoutes } from "./fixtures/locks-counter.js"
+import { spawnFixture } from "./processes.js"
 import { isReachable, postgres, redis, service } from "./services.js"
 
 const redisUp = await isReachable(redis.host, redis.port)
@@ -420,44 +419,6 @@ describe("SessionMiddleware with a lock (in process, over HTTP)", () => {
 
 // ---------------------------------------------------------------------------------------------
 // Child processes: the counter server and a lock holder that gets killed.
-
-const fixture = (name: string) => path.join(import.meta.dirname, "fixtures", name)
-
-/** Spawns a fixture and waits for a stdout line matching `ready`; kills it when the scope closes. */
-const spawnFixture = (name: string, env: Record<string, string>, ready: RegExp) =>
-  Effect.acquireRelease(
-    Effect.async<{ readonly child: ChildProcess; readonly match: RegExpMatchArray }, Error>((resume) => {
-      const child = spawn(process.execPath, ["--import", "tsx", fixture(name)], {
-        cwd: path.join(import.meta.dirname, ".."),
-        env: { ...process.env, REDIS_PORT: String(redis.port), PG_PORT: String(postgres.port), ...env },
-        stdio: ["ignore", "pipe", "pipe"]
-      })
-      let stderr = ""
-      let settled = false
-      const settle = (
-        effect: Effect.Effect<{ readonly child: ChildProcess; readonly match: RegExpMatchArray }, Error>
-      ) => {
-        if (settled) return
-        settled = true
-        clearTimeout(timer)
-        resume(effect)
-      }
-      child.stderr!.on("data", (chunk) => (stderr += chunk))
-      const timer = setTimeout(() => settle(Effect.fail(new Error(`${name} did not start: ${stderr}`))), 30_000)
-      readline.createInterface({ input: child.stdout! }).on("line", (line) => {
-        const match = line.match(ready)
-        if (match !== null) settle(Effect.succeed({ child, match }))
-      })
-      child.once("exit", (code) => settle(Effect.fail(new Error(`${name} exited with ${code}: ${stderr}`))))
-      return Effect.sync(() => child.kill("SIGKILL"))
-    }),
-    ({ child }) =>
-      Effect.async<void>((resume) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
-        child.once("exit", () => resume(Effect.void))
-        child.kill("SIGTERM")
-      })
-  )
 
 const killed = (child: ChildProcess) =>
   Effect.async<void>((resume) => {
