@@ -23,7 +23,16 @@ export const build = (): (file: string) => string => {
     // Type errors elsewhere in the tree still emit JavaScript; only a missing output is fatal.
     process.stderr.write(`bench: tsc reported errors (the build is used anyway):\n${result.stdout.slice(0, 2000)}\n`)
   }
-  for (const file of ["servers/effect.ts", "servers/express.ts", "servers/fastify.ts", "memory.ts", "sweep.ts"]) {
+  for (
+    const file of [
+      "servers/effect.ts",
+      "servers/express.ts",
+      "servers/fastify.ts",
+      "memory.ts",
+      "sweep.ts",
+      "owners.ts"
+    ]
+  ) {
     if (!fs.existsSync(compiled(file))) throw new Error(`bench: tsc did not emit ${compiled(file)}`)
   }
   return compiled

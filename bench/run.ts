@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- options]`: effect-session side by side with express-session and
- * @fastify/session, each against its own bare framework, plus memory, scale, sweep and the
- * network stores. See BENCHMARKS.md for the method.
+ * @fastify/session, each against its own bare framework, plus memory, scale, sweep, the
+ * network stores and the owner index. See BENCHMARKS.md for the method.
  *
  * Options:
  *   --duration S      seconds per measured run (default 10; --quick: 3)
@@ -10,7 +10,8 @@
  *   --runs N          measured runs per server and route; the median is reported (default 5; --quick: 2)
  *   --sessions N      pre-made sessions the `get`/`incr` requests cycle through (default 256)
  *   --scale N         stored sessions for the large scale point (default 1000000)
- *   --only LIST       comma-separated sections: http,memory,scale,sweep,stores (default all)
+ *   --owner-samples N owners listed, and owners revoked, per store and scale (default 500; --quick: 200)
+ *   --only LIST       comma-separated sections: http,memory,scale,sweep,stores,owners (default all)
  *   --quick           short runs, for a smoke test
  *   --json            print one JSON object on stdout (progress goes to stderr)
  *   --no-pin          do not pin the load generator and the servers to separate CPU cores
@@ -46,12 +47,13 @@ const settings = {
   runs: option("runs", quick ? 2 : 5),
   sessions: option("sessions", 256),
   scaleSmall: 1_000,
-  scaleLarge: option("scale", 1_000_000)
+  scaleLarge: option("scale", 1_000_000),
+  ownerSamples: option("owner-samples", quick ? 200 : 500)
 }
 const json = flag("json")
 const onlyIndex = argv.indexOf("--only")
 const sections = new Set(
-  onlyIndex >= 0 ? (argv[onlyIndex + 1] ?? "").split(",") : ["http", "memory", "scale", "sweep", "stores"]
+  onlyIndex >= 0 ? (argv[onlyIndex + 1] ?? "").split(",") : ["http", "memory", "scale", "sweep", "stores", "owners"]
 )
 
 // The load generator (this process) on core 0 and the server under load on the others, with
@@ -161,6 +163,8 @@ const runScript = (file: string, args: ReadonlyArray<string>, nodeFlags: Readonl
   new Promise<unknown>((resolve, reject) => {
     const { child, stdout, stderr } = spawnTs(file, args, nodeFlags)
     child.once("exit", (code) => {
+      // Exit code 3: the script's store is unavailable (a skip, as for the servers).
+      if (code === 3) return reject(new ServerUnavailable(stderr().trim()))
       if (code !== 0) return reject(new Error(`${file} exited (${code}): ${stderr()}`))
       try {
         resolve(JSON.parse(stdout().trim().split("\n").pop() ?? ""))
@@ -290,16 +294,30 @@ const summarize = (measurements: ReadonlyArray<Measurement>) => ({
 type ServerName =
   | "bare-effect"
   | "effect-session"
+  | "effect-session-owned"
   | "bare-express"
   | "express-session"
   | "bare-fastify"
   | "fastify-session"
 
-const httpServers: ReadonlyArray<
-  { readonly name: ServerName; readonly file: string; readonly args: ReadonlyArray<string> }
-> = [
+interface HttpServerSpec {
+  readonly name: ServerName
+  readonly file: string
+  readonly args: ReadonlyArray<string>
+  /** The routes it is measured on (default all). */
+  readonly routes?: ReadonlyArray<Route>
+}
+
+const httpServers: ReadonlyArray<HttpServerSpec> = [
   { name: "bare-effect", file: "servers/effect.ts", args: ["--mode", "bare"] },
   { name: "effect-session", file: "servers/effect.ts", args: ["--mode", "session"] },
+  // The same routes on sessions bound to an owner (logged-in users): what the owner index costs them.
+  {
+    name: "effect-session-owned",
+    file: "servers/effect.ts",
+    args: ["--mode", "session", "--owned"],
+    routes: ["get", "incr"]
+  },
   { name: "bare-express", file: "servers/express.ts", args: ["--mode", "bare"] },
   { name: "express-session", file: "servers/express.ts", args: ["--mode", "session"] },
   { name: "bare-fastify", file: "servers/fastify.ts", args: ["--mode", "bare"] },
@@ -309,6 +327,7 @@ const httpServers: ReadonlyArray<
 const bareOf: Record<ServerName, ServerName> = {
   "bare-effect": "bare-effect",
   "effect-session": "bare-effect",
+  "effect-session-owned": "bare-effect",
   "bare-express": "bare-express",
   "express-session": "bare-express",
   "bare-fastify": "bare-fastify",
@@ -329,19 +348,23 @@ interface HttpRow {
   readonly cpuRatio: number
 }
 
-const runHttp = async (): Promise<Array<HttpRow>> => {
+const runHttp = async (
+  specs: ReadonlyArray<HttpServerSpec> = httpServers,
+  measured: ReadonlyArray<Route> = routes
+): Promise<Array<HttpRow>> => {
   log(
-    `http: ${httpServers.length} servers, ${settings.connections} connections, ${settings.warmup} s warm-up, ${settings.runs} × ${settings.duration} s`
+    `http: ${specs.length} servers, ${settings.connections} connections, ${settings.warmup} s warm-up, ${settings.runs} × ${settings.duration} s`
   )
-  const servers = await Promise.all(httpServers.map((s) => startServer(s.name, s.file, s.args)))
+  const servers = await Promise.all(specs.map((s) => startServer(s.name, s.file, s.args)))
   try {
     const cookies = new Map<string, ReadonlyArray<string>>()
     for (const server of servers) cookies.set(server.name, await makeSessions(server, settings.sessions))
     const rows: Array<HttpRow> = []
-    for (const route of routes) {
-      const results = await measureRoute(servers, route, cookies)
+    for (const route of measured) {
+      const onRoute = servers.filter((_, i) => specs[i].routes?.includes(route) ?? true)
+      const results = await measureRoute(onRoute, route, cookies)
       const summaries = new Map([...results].map(([name, ms]) => [name, summarize(ms)]))
-      for (const { name } of httpServers) {
+      for (const { name } of specs) {
         const summary = summaries.get(name)
         const bare = summaries.get(bareOf[name])
         if (summary === undefined || bare === undefined) continue
@@ -496,6 +519,101 @@ const runStores = async (): Promise<{ rows: Array<StoreRow>; skipped: Array<{ st
   }
 }
 
+interface Latency {
+  readonly p50Ms: number
+  readonly p99Ms: number
+  readonly maxMs: number
+}
+
+interface OwnerIndexRow {
+  readonly store: string
+  readonly sessions: number
+  readonly owners: number
+  readonly samples: number
+  readonly fillSeconds: number
+  /** `manager.ownerSessions(owner)`, one owner of 10 sessions at a time. */
+  readonly list: Latency
+  /** `manager.revokeOwnerSessions(owner)`, one owner of 10 sessions at a time. */
+  readonly revoke: Latency
+}
+
+interface OwnedHttpRow {
+  readonly route: Route
+  readonly anonymousRps: number
+  readonly ownedRps: number
+  /** req/s on owned sessions over req/s on anonymous ones, same run. */
+  readonly ratio: number
+  readonly anonymousCpuUs: number
+  readonly ownedCpuUs: number
+  /** CPU per request on anonymous sessions over CPU per request on owned ones. */
+  readonly cpuRatio: number
+}
+
+interface OwnersResult {
+  readonly stores: Array<OwnerIndexRow>
+  readonly skipped: Array<{ store: string; reason: string }>
+  readonly http: Array<OwnedHttpRow>
+}
+
+const ownedRoutes: ReadonlyArray<Route> = ["get", "incr"]
+
+/**
+ * The owner index: list and revoke-all latency of one owner on each store at both scale points
+ * (one `bench/owners.ts` process each), and `get`/`incr` on owned vs anonymous sessions — taken
+ * from the http section when it ran, else measured here with the effect servers alone.
+ */
+const runOwners = async (http: ReadonlyArray<HttpRow> | undefined): Promise<OwnersResult> => {
+  log(
+    `owners: list and revoke-all of one owner's 10 sessions, ${settings.ownerSamples} owners each, at ${settings.scaleSmall} and ${settings.scaleLarge} stored sessions`
+  )
+  const stores: Array<OwnerIndexRow> = []
+  const skipped: Array<{ store: string; reason: string }> = []
+  for (const store of ["memory", "redis", "pg"]) {
+    try {
+      for (const sessions of [settings.scaleSmall, settings.scaleLarge]) {
+        const row = await runScript("owners.ts", [
+          "--store",
+          store,
+          "--sessions",
+          String(sessions),
+          "--samples",
+          String(settings.ownerSamples)
+        ]) as OwnerIndexRow
+        log(
+          `  ${store.padEnd(6)} ${
+            String(row.sessions).padStart(8)
+          } sessions (filled in ${row.fillSeconds} s): list p50 ${row.list.p50Ms} / p99 ${row.list.p99Ms} ms, revoke p50 ${row.revoke.p50Ms} / p99 ${row.revoke.p99Ms} ms`
+        )
+        stores.push(row)
+      }
+    } catch (error) {
+      if (!(error instanceof ServerUnavailable)) throw error
+      skipped.push({ store, reason: error.message })
+      log(`  skipped ${store}: ${error.message}`)
+    }
+  }
+  const compared = ["bare-effect", "effect-session", "effect-session-owned"]
+  const rows = http !== undefined && http.some((r) => r.server === "effect-session-owned")
+    ? http
+    : await runHttp(httpServers.filter((s) => compared.includes(s.name)), ownedRoutes)
+  const httpRows: Array<OwnedHttpRow> = []
+  for (const route of ownedRoutes) {
+    const anonymous = rows.find((r) => r.server === "effect-session" && r.route === route)
+    const owned = rows.find((r) => r.server === "effect-session-owned" && r.route === route)
+    if (anonymous === undefined || owned === undefined) continue
+    httpRows.push({
+      route,
+      anonymousRps: anonymous.rps,
+      ownedRps: owned.rps,
+      ratio: round(owned.rps / anonymous.rps, 3),
+      anonymousCpuUs: anonymous.cpuUs,
+      ownedCpuUs: owned.cpuUs,
+      cpuRatio: round(anonymous.cpuUs / owned.cpuUs, 3)
+    })
+  }
+  return { stores, skipped, http: httpRows }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Report
 
@@ -509,7 +627,8 @@ const targetsOf = (
   http: ReadonlyArray<HttpRow> | undefined,
   memory: ReadonlyArray<MemoryRow> | undefined,
   scale: ScaleResult | undefined,
-  sweep: SweepResult | undefined
+  sweep: SweepResult | undefined,
+  owners: OwnersResult | undefined
 ): Array<Target> => {
   const targets: Array<Target> = []
   const row = (server: ServerName, route: Route) => http?.find((r) => r.server === server && r.route === route)
@@ -567,6 +686,14 @@ const targetsOf = (
       met: sweep.maxStallMs <= 10
     })
   }
+  // "Unchanged by the index", read as: within the 5 % that separate runs of one server differ by.
+  for (const row of owners?.http ?? []) {
+    targets.push({
+      target: `${row.route} on owned sessions ≥ 0.95× anonymous`,
+      value: `${row.ratio}× (CPU: ${row.cpuRatio}×)`,
+      met: row.ratio >= 0.95
+    })
+  }
   return targets
 }
 
@@ -594,7 +721,8 @@ const main = async () => {
   const scale = sections.has("scale") ? await runScale() : undefined
   const sweep = sections.has("sweep") ? await runSweep() : undefined
   const stores = sections.has("stores") ? await runStores() : undefined
-  const targets = targetsOf(http, memory, scale, sweep)
+  const owners = sections.has("owners") ? await runOwners(http) : undefined
+  const targets = targetsOf(http, memory, scale, sweep, owners)
 
   if (json) {
     const report = {
@@ -606,6 +734,7 @@ const main = async () => {
       scale,
       sweep,
       stores,
+      owners,
       targets
     }
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`)
@@ -661,6 +790,56 @@ const main = async () => {
       ))
     }
     for (const skip of stores.skipped) log(`store ${skip.store} skipped: ${skip.reason}`)
+  }
+  if (owners !== undefined) {
+    log("")
+    if (owners.stores.length > 0) {
+      // Each store's large scale point against its small one: the index's cost should not grow with the total.
+      const growth = (row: OwnerIndexRow, pick: (row: OwnerIndexRow) => number) => {
+        const small = owners.stores.find((r) => r.store === row.store && r.sessions === settings.scaleSmall)
+        return small === undefined || row === small ? "" : `${round(pick(row) / pick(small), 2)}×`
+      }
+      log(table(
+        [
+          "store",
+          "stored sessions",
+          "owners",
+          "list p50 ms",
+          "list p99 ms",
+          "p99 × small",
+          "revoke-all p50 ms",
+          "revoke-all p99 ms",
+          "p99 × small"
+        ],
+        owners.stores.map((r) => [
+          r.store,
+          r.sessions,
+          r.owners,
+          r.list.p50Ms,
+          r.list.p99Ms,
+          growth(r, (x) => x.list.p99Ms),
+          r.revoke.p50Ms,
+          r.revoke.p99Ms,
+          growth(r, (x) => x.revoke.p99Ms)
+        ])
+      ))
+    }
+    for (const skip of owners.skipped) log(`owners on ${skip.store} skipped: ${skip.reason}`)
+    if (owners.http.length > 0) {
+      log("")
+      log(table(
+        ["route", "anonymous req/s", "owned req/s", "owned × anonymous", "CPU µs/req anonymous", "owned", "× (CPU)"],
+        owners.http.map((r) => [
+          r.route,
+          r.anonymousRps,
+          r.ownedRps,
+          r.ratio.toFixed(3),
+          r.anonymousCpuUs,
+          r.ownedCpuUs,
+          r.cpuRatio.toFixed(3)
+        ])
+      ))
+    }
   }
   if (targets.length > 0) {
     log("")

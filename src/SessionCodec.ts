@@ -169,15 +169,20 @@ const encodeJson = (record: SessionRecord): Either.Either<string, ParseResult.Pa
 // An owned session's record, rebuilt in the Schema's key order.
 const encodeOwned = (record: SessionRecord, owner: SessionOwner): Either.Either<string, ParseResult.ParseError> => {
   try {
-    return Either.right(JSON.stringify({
-      createdAt: record.createdAt,
-      deadline: record.deadline,
-      ...(record.rememberMe === undefined ? {} : { rememberMe: record.rememberMe }),
-      owner: owner.label === undefined
-        ? { id: owner.id, handle: owner.handle, seenAt: owner.seenAt }
-        : { id: owner.id, handle: owner.handle, label: owner.label, seenAt: owner.seenAt },
-      values: record.values
-    }))
+    const ordered = owner.label === undefined
+      ? { id: owner.id, handle: owner.handle, seenAt: owner.seenAt }
+      : { id: owner.id, handle: owner.handle, label: owner.label, seenAt: owner.seenAt }
+    return Either.right(JSON.stringify(
+      record.rememberMe === undefined
+        ? { createdAt: record.createdAt, deadline: record.deadline, owner: ordered, values: record.values }
+        : {
+          createdAt: record.createdAt,
+          deadline: record.deadline,
+          rememberMe: record.rememberMe,
+          owner: ordered,
+          values: record.values
+        }
+    ))
   } catch {
     return jsonSchemaCodec.encode(record)
   }

@@ -386,15 +386,14 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
     owner: InternalSession.OwnerState,
     values: Record<string, unknown>,
     now: number
-  ): SessionCodec.SessionRecord => ({
-    createdAt: state.createdAt,
-    deadline: state.deadline,
-    ...(state.rememberMe === undefined ? {} : { rememberMe: state.rememberMe }),
-    owner: owner.label === undefined
+  ): SessionCodec.SessionRecord => {
+    const stamped = owner.label === undefined
       ? { id: owner.id, handle: owner.handle, seenAt: now }
-      : { id: owner.id, handle: owner.handle, label: owner.label, seenAt: now },
-    values
-  })
+      : { id: owner.id, handle: owner.handle, label: owner.label, seenAt: now }
+    return state.rememberMe === undefined
+      ? { createdAt: state.createdAt, deadline: state.deadline, owner: stamped, values }
+      : { createdAt: state.createdAt, deadline: state.deadline, rememberMe: state.rememberMe, owner: stamped, values }
+  }
 
   /**
    * An owned session under a new key is linked in its owner's index before it is stored, so that

@@ -5,7 +5,9 @@
  * Options for the session mode:
  * - `--store memory|redis|pg` (default memory);
  * - `--prefill N`: commit N two-value sessions through the `SessionManager` before listening;
- * - `--count`: wrap the `SessionStore` to count its calls, reported by `GET /__stats`.
+ * - `--count`: wrap the `SessionStore` to count its calls, reported by `GET /__stats`;
+ * - `--owned`: `/login` also binds the session to an owner of its own (`bindOwner`, with a label),
+ *   so `get` and `incr` run on logged-in users' sessions, whose records carry the owner.
  */
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
@@ -29,6 +31,7 @@ const mode = argValue("mode", "session")
 const storeName = argValue("store", "memory")
 const prefill = Number(argValue("prefill", "0"))
 const counting = process.argv.includes("--count")
+const owned = process.argv.includes("--owned")
 
 const ServerLive = NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })
 
@@ -93,7 +96,9 @@ const withSession = async () => {
       "/login",
       Effect.gen(function*() {
         const session = yield* Session
-        yield* session.put("user", userValue(logins++))
+        const user = userValue(logins++)
+        if (owned) yield* session.bindOwner(user, { label: "Firefox 128 on Linux" })
+        yield* session.put("user", user)
         yield* session.put("count", 0)
         return HttpServerResponse.text("ok")
       })
