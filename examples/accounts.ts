@@ -36,7 +36,9 @@ const router = HttpRouter.empty.pipe(
   HttpRouter.post(
     "/login",
     Effect.gen(function*() {
-      const { user } = yield* HttpServerRequest.schemaSearchParams(Schema.Struct({ user: Schema.NonEmptyTrimmedString }))
+      const { user } = yield* HttpServerRequest.schemaSearchParams(
+        Schema.Struct({ user: Schema.NonEmptyTrimmedString })
+      )
       const session = yield* Session
       yield* session.bindOwner(user, { label: yield* deviceLabel })
       return HttpServerResponse.text(`signed in as ${user}\n`)
