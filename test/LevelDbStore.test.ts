@@ -40,7 +40,7 @@ storeConformance({
   name: "leveldb",
   layer: onFreshDirectory({ cleanupInterval: "1 minute" }),
   enumerable: true,
-  owners: false,
+  owners: true,
   paging: { layer: (pageSize) => onFreshDirectory({ cleanupInterval: 0, pageSize }) },
   durable: { storage: Effect.map(tempDir, (dir) => LevelDbStore.layer({ path: dir, cleanupInterval: 0 })) },
   sweep: {
@@ -72,6 +72,30 @@ describe("LevelDbStore", () => {
       const raw = yield* rawEntries(dir)
       expect(raw.filter(([key]) => key.startsWith("!sessions!")).length).toBe(5)
       expect(raw.filter(([key]) => key.startsWith("!expiry!")).length).toBe(5)
+    }))
+
+  it.scoped("the owner index survives a reopen, and the sweep drops its records past their until", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const dir = yield* tempDir
+      yield* Effect.scoped(Effect.gen(function*() {
+        const owners = (yield* LevelDbStore.make({ path: dir, cleanupInterval: 0 })).owners
+        yield* owners.link("ada", "laptop", "k1", START + 60_000)
+        yield* owners.link("ada", "phone", "k2", START + 1_000)
+        expect(yield* owners.revoke("ada", ["phone"])).toEqual(["k2"])
+      }))
+      const owned = (raw: ReadonlyArray<[string, string]>) => raw.filter(([key]) => key.startsWith("!owners"))
+      // Two records and their two `until` index keys.
+      expect(owned(yield* rawEntries(dir)).length).toBe(4)
+      yield* Effect.scoped(Effect.gen(function*() {
+        const store = yield* LevelDbStore.make({ path: dir, cleanupInterval: 0 })
+        expect(yield* store.owners.list("ada")).toEqual([{ handle: "laptop", key: "k1" }])
+        expect(yield* store.owners.link("ada", "phone", "k3", START + 1_000)).toBe("revoked")
+        yield* TestClock.adjust("1 minute")
+        yield* store.sweep
+        expect(yield* store.size).toBe(0)
+      }))
+      expect(owned(yield* rawEntries(dir))).toEqual([])
     }))
 
   it.scoped("cleanupInterval 0 runs no sweep", () =>

@@ -20,15 +20,36 @@ const tempDir = Effect.acquireRelease(
   (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
 )
 
-/** How many of `keys` the database file holds, read with a second LMDB handle past every expiry check. */
+/**
+ * A second, read-only LMDB handle on the store's file, to read it past every expiry check. Read-only,
+ * so that opening its databases takes no write lock: a write lock taken on the main thread while
+ * the store's sweep holds the lock (waiting for the main thread to run its transaction) deadlocks.
+ */
+const openReadOnly = (dir: string) => Effect.sync(() => Lmdb.open({ path: dir, readOnly: true }))
+
+/** How many of `keys` the database file holds. */
 const physicalCount = (dir: string, keys: ReadonlyArray<string>) =>
   Effect.acquireUseRelease(
-    Effect.sync(() => Lmdb.open({ path: dir })),
+    openReadOnly(dir),
     (root) =>
       Effect.sync(() => {
         const entries = root.openDB({ name: "effect-session", encoding: "msgpack" })
         return keys.filter((key) => entries.doesExist(key)).length
       }),
+    (root) => Effect.promise(() => root.close())
+  )
+
+/** How many owner records and `until` index keys the database file holds. */
+const ownerRecordCount = (dir: string) =>
+  Effect.acquireUseRelease(
+    openReadOnly(dir),
+    (root) =>
+      Effect.sync(() =>
+        ["effect-session:owners", "effect-session:owners:until"].reduce(
+          (count, name) => count + root.openDB({ name, keyEncoding: "binary" }).getKeysCount(),
+          0
+        )
+      ),
     (root) => Effect.promise(() => root.close())
   )
 
@@ -40,7 +61,7 @@ storeConformance({
   name: "lmdb",
   layer: onFreshDirectory({ cleanupInterval: "1 minute" }),
   enumerable: true,
-  owners: false,
+  owners: true,
   paging: { layer: (pageSize) => onFreshDirectory({ cleanupInterval: 0, pageSize }) },
   durable: { storage: Effect.map(tempDir, (dir) => LmdbStore.layer({ path: dir, cleanupInterval: 0 })) },
   sweep: {
@@ -96,6 +117,26 @@ describe("LmdbStore", () => {
       expect(yield* store.size).toBe(5)
       expect(yield* store.find("dead-0")).toEqual(Option.some({ data: "renewed", expiresAt: START + 60_000 }))
       expect(yield* store.sweep).toBe(0)
+    }))
+
+  it.scoped("the owner index survives a reopen, and the sweep drops its records past their until", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const dir = yield* tempDir
+      yield* Effect.scoped(Effect.gen(function*() {
+        const owners = (yield* LmdbStore.make({ path: dir, cleanupInterval: 0 })).owners
+        yield* owners.link("ada", "laptop", "k1", START + 60_000)
+        yield* owners.link("ada", "phone", "k2", START + 1_000)
+        expect(yield* owners.revoke("ada", ["phone"])).toEqual(["k2"])
+      }))
+      const store = yield* LmdbStore.make({ path: dir, cleanupInterval: 0 })
+      expect(yield* store.owners.list("ada")).toEqual([{ handle: "laptop", key: "k1" }])
+      expect(yield* store.owners.link("ada", "phone", "k3", START + 1_000)).toBe("revoked")
+      expect(yield* ownerRecordCount(dir)).toBe(4)
+      yield* TestClock.adjust("1 minute")
+      yield* store.sweep
+      expect(yield* ownerRecordCount(dir)).toBe(0)
+      expect(yield* store.size).toBe(0)
     }))
 
   it.scoped("cleanupInterval 0 runs no sweep", () =>

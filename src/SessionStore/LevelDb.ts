@@ -10,6 +10,10 @@
  * re-created and one `take` at most gets an entry. Every write is one atomic LevelDB batch of
  * the entry and its expiry index key, so the background sweep reads only what has expired.
  *
+ * The owner index lives in two more sublevels of the same database, shaped like the sessions:
+ * one record per (owner, handle), and an index of those records by `until` for the sweep. Owner
+ * operations are serialised per owner in process, each writing one batch.
+ *
  * @since 0.1.0
  */
 import { ClassicLevel } from "classic-level"
@@ -33,7 +37,7 @@ import * as InternalOptions from "../internal/options.js"
 import { provideBoth } from "../internal/storeLayer.js"
 import * as Sweeper from "../internal/sweeper.js"
 import type { SessionConfigError } from "../SessionConfigError.js"
-import type { SessionStore, SessionStoreError, StoredSession } from "../SessionStore.js"
+import type { OwnerIndex, OwnerLink, SessionStore, SessionStoreError, StoredSession } from "../SessionStore.js"
 
 /**
  * @since 0.1.0
@@ -65,6 +69,7 @@ export interface Options {
  */
 export interface LevelDbStore extends SessionStore {
   readonly all: Stream.Stream<StoredSession, SessionStoreError>
+  readonly owners: OwnerIndex
   /** The directory the database was opened at. */
   readonly path: string
   /** Entries physically held, expired ones included until they are swept (counted in pages). */
@@ -89,6 +94,37 @@ const EXPIRY_DIGITS = 16
 const padExpiry = (expiresAt: number): string =>
   String(Math.min(Envelope.storedExpiry(expiresAt), 10 ** EXPIRY_DIGITS - 1)).padStart(EXPIRY_DIGITS, "0")
 const indexKey = (key: string, expiresAt: number): string => `${padExpiry(expiresAt)}:${key}`
+
+// Owner links, with the layout of the LMDB store: the record of a handle is keyed
+// `<owner length>:<owner>:<handle>`, so an owner's records share a prefix that no other owner's
+// key starts with, whatever the owner id contains; its `until` index key is `indexKey(record key, until)`.
+const ownerPrefix = (owner: string): string => `${owner.length}:${owner}:`
+const linkKey = (owner: string, handle: string): string => `${ownerPrefix(owner)}${handle}`
+const ownerOf = (link: string): string => {
+  const colon = link.indexOf(":")
+  return link.slice(colon + 1, colon + 1 + Number(link.slice(0, colon)))
+}
+
+// A handle's record: the key its session lives under, or `null` once revoked (a tombstone).
+interface Link {
+  readonly key: string | null
+  readonly until: number
+}
+
+// Records are stored as JSON `[until, key]`; anything else reads as absent.
+const encodeLink = (link: Link): string => JSON.stringify([link.until, link.key])
+const decodeLink = (raw: string | undefined): Link | undefined => {
+  if (raw === undefined) return undefined
+  try {
+    const value: unknown = JSON.parse(raw)
+    return Array.isArray(value) && value.length === 2 && typeof value[0] === "number" &&
+        (typeof value[1] === "string" || value[1] === null)
+      ? { until: value[0], key: value[1] }
+      : undefined
+  } catch {
+    return undefined
+  }
+}
 
 /**
  * Opens the database and makes the store. The database is closed, and the sweep fiber stopped,
@@ -125,10 +161,14 @@ export const make = (
     )
     const entries = db.sublevel<string, string>("sessions", { keyEncoding: "utf8", valueEncoding: "utf8" })
     const index = db.sublevel<string, string>("expiry", { keyEncoding: "utf8", valueEncoding: "utf8" })
+    const links = db.sublevel<string, string>("owners", { keyEncoding: "utf8", valueEncoding: "utf8" })
+    const linkIndex = db.sublevel<string, string>("owners-until", { keyEncoding: "utf8", valueEncoding: "utf8" })
 
     // One lock per key, dropped as soon as nobody holds it. Every write of a key takes it, so a
     // read-check-write of one key is atomic against every other write of that key.
     const mutex = yield* KeyedMutex.make()
+    // The same per owner id, for the owner index: each owner operation is one read-check-write.
+    const ownerMutex = yield* KeyedMutex.make()
 
     const get = (operation: SessionStoreError["operation"], key: string) =>
       Effect.tryPromise({ try: () => entries.get(key), catch: Errors.fromLevel(operation) }).pipe(
@@ -181,6 +221,38 @@ export const make = (
         (iterator) => Effect.promise(() => iterator.close())
       )
 
+    const getLinks = (operation: SessionStoreError["operation"], keys: ReadonlyArray<string>) =>
+      Effect.tryPromise({ try: () => links.getMany([...keys]), catch: Errors.fromLevel(operation) }).pipe(
+        Effect.map((values) => values.map(decodeLink))
+      )
+
+    // The owner's records not past their `until`, by handle: one range read, from a snapshot.
+    const linksOf = (operation: SessionStoreError["operation"], owner: string, now: number) => {
+      const prefix = ownerPrefix(owner)
+      return Effect.tryPromise({
+        try: () => links.iterator({ gte: prefix, lt: `${prefix.slice(0, -1)};` }).all(),
+        catch: Errors.fromLevel(operation)
+      }).pipe(Effect.map((records) =>
+        records.flatMap(([key, raw]) => {
+          const link = decodeLink(raw)
+          return link !== undefined && link.until > now ? [{ handle: key.slice(prefix.length), link }] : []
+        })
+      ))
+    }
+
+    // Writes `next` in place of `previous`, with the `until` index key moved along.
+    const linkReplacement = (link: string, previous: Link | undefined, next: Link) => {
+      const operations: Array<Level.BatchOperation<typeof db, string, string>> = []
+      if (previous !== undefined) {
+        operations.push({ type: "del", sublevel: linkIndex, key: indexKey(link, previous.until) })
+      }
+      operations.push(
+        { type: "put", sublevel: links, key: link, value: encodeLink(next) },
+        { type: "put", sublevel: linkIndex, key: indexKey(link, next.until), value: "" }
+      )
+      return operations
+    }
+
     const sweepBatch = (now: number, after: string | undefined) =>
       Effect.gen(function*() {
         const upTo = padExpiry(now + 1)
@@ -223,18 +295,136 @@ export const make = (
         return { deleted, next: due.length === sweepBatchSize ? dueKeys[dueKeys.length - 1] : undefined }
       })
 
+    // Drops the owner records past their `until`, found through their index.
+    const sweepLinksBatch = (now: number, after: string | undefined) =>
+      Effect.gen(function*() {
+        const upTo = padExpiry(now + 1)
+        const due = yield* readPage(
+          "sweep",
+          () =>
+            linkIndex.iterator(
+              after === undefined
+                ? { lt: upTo, limit: sweepBatchSize, values: false }
+                : { gt: after, lt: upTo, limit: sweepBatchSize, values: false }
+            ),
+          sweepBatchSize
+        )
+        const dueKeys = due.map(([dueKey]) => dueKey)
+        const keys = [...new Set(dueKeys.map((dueKey) => dueKey.slice(EXPIRY_DIGITS + 1)))]
+        const deleted = yield* Effect.scoped(Effect.gen(function*() {
+          // Locks taken in sorted order: an owner operation holds one lock at a time, so this cannot deadlock.
+          for (const owner of [...new Set(keys.map(ownerOf))].sort()) yield* ownerMutex.acquire<never>(owner)
+          const current = yield* getLinks("sweep", keys)
+          const values = new Map(keys.map((key, i) => [key, current[i]] as const))
+          const operations: Array<Level.BatchOperation<typeof db, string, string>> = []
+          let deleted = 0
+          for (const dueKey of dueKeys) {
+            const key = dueKey.slice(EXPIRY_DIGITS + 1)
+            const link = values.get(key)
+            operations.push({ type: "del", sublevel: linkIndex, key: dueKey })
+            // A record written again since has another `until` and index key: it stays.
+            if (link !== undefined && link.until <= now && indexKey(key, link.until) === dueKey) {
+              operations.push({ type: "del", sublevel: links, key })
+              deleted++
+            }
+          }
+          yield* batch("sweep", operations)
+          return deleted
+        }))
+        return { deleted, next: due.length === sweepBatchSize ? dueKeys[dueKeys.length - 1] : undefined }
+      })
+
+    // Runs batches from the start of their index until one names no next key, giving the event
+    // loop a turn between them.
+    const drain = (
+      sweepFrom: (
+        after: string | undefined
+      ) => Effect.Effect<{ readonly deleted: number; readonly next: string | undefined }, SessionStoreError>
+    ): Effect.Effect<number, SessionStoreError> =>
+      Effect.gen(function*() {
+        let deleted = 0
+        let after: string | undefined = undefined
+        while (true) {
+          const result: { readonly deleted: number; readonly next: string | undefined } = yield* sweepFrom(after)
+          deleted += result.deleted
+          if (result.next === undefined) return deleted
+          after = result.next
+          yield* yieldToEventLoop
+        }
+      })
+
+    // Counts the sessions it deleted; owner records go along uncounted.
     const sweep: Effect.Effect<number, SessionStoreError> = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      let deleted = 0
-      let after: string | undefined = undefined
-      while (true) {
-        const result: { readonly deleted: number; readonly next: string | undefined } = yield* sweepBatch(now, after)
-        deleted += result.deleted
-        if (result.next === undefined) return deleted
-        after = result.next
-        yield* yieldToEventLoop
-      }
+      const deleted = yield* drain((after) => sweepBatch(now, after))
+      yield* drain((after) => sweepLinksBatch(now, after))
+      return deleted
     })
+
+    const owners: OwnerIndex = {
+      link: (owner, handle, key, until) =>
+        ownerMutex.withLock(owner)(
+          Effect.gen(function*() {
+            const link = linkKey(owner, handle)
+            const [previous] = yield* getLinks("link", [link])
+            const now = yield* Clock.currentTimeMillis
+            if (previous !== undefined && previous.until > now && previous.key === null) return "revoked" as const
+            yield* batch("link", linkReplacement(link, previous, { key, until }))
+            return "linked" as const
+          })
+        ),
+      // No lock: an iterator reads from a snapshot, which holds each batch whole or not at all.
+      list: (owner) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Effect.map(
+            linksOf("list", owner, now),
+            (found) =>
+              found.flatMap(({ handle, link }): Array<OwnerLink> =>
+                link.key === null ? [] : [{ handle, key: link.key }]
+              )
+          )),
+      revoke: (owner, handles, except) =>
+        ownerMutex.withLock(owner)(
+          Effect.gen(function*() {
+            const now = yield* Clock.currentTimeMillis
+            let candidates: ReadonlyArray<{ readonly handle: string; readonly link: Link | undefined }>
+            if (handles === "all") {
+              candidates = yield* linksOf("revoke", owner, now)
+            } else {
+              const unique = [...new Set(handles)]
+              const found = yield* getLinks("revoke", unique.map((handle) => linkKey(owner, handle)))
+              candidates = unique.map((handle, i) => ({ handle, link: found[i] }))
+            }
+            const keys: Array<string> = []
+            const operations: Array<Level.BatchOperation<typeof db, string, string>> = []
+            for (const { handle, link } of candidates) {
+              if (link === undefined || link.until <= now || link.key === null || handle === except) continue
+              keys.push(link.key)
+              // Same `until`, so the index key stays as it is.
+              operations.push({
+                type: "put",
+                sublevel: links,
+                key: linkKey(owner, handle),
+                value: encodeLink({ key: null, until: link.until })
+              })
+            }
+            yield* batch("revoke", operations)
+            return keys
+          })
+        ),
+      unlink: (owner, handle, key) =>
+        ownerMutex.withLock(owner)(
+          Effect.gen(function*() {
+            const link = linkKey(owner, handle)
+            const [previous] = yield* getLinks("unlink", [link])
+            if (previous === undefined || previous.key !== key) return
+            yield* batch("unlink", [
+              { type: "del", sublevel: links, key: link },
+              { type: "del", sublevel: linkIndex, key: indexKey(link, previous.until) }
+            ])
+          })
+        )
+    }
 
     yield* Sweeper.start("LevelDB store", interval, sweep)
 
@@ -293,7 +483,7 @@ export const make = (
         ),
       delete: (key) =>
         mutex.withLock(key)(Effect.flatMap(get("delete", key), (previous) => batch("delete", removal(key, previous)))),
-      owners: undefined,
+      owners,
       all: Stream.unwrap(
         Effect.map(
           Clock.currentTimeMillis,

@@ -9,6 +9,10 @@
  * an `"update"` or a `touch` that finds its entry deleted or expired writes nothing, and of
  * concurrent `take`s one at most gets the entry, even against another process.
  *
+ * The owner index lives in two more databases of the same environment, shaped like the sessions:
+ * one record per (owner, handle), and an index of those records by `until` for the sweep. Every
+ * owner operation that writes is one LMDB transaction.
+ *
  * @since 0.1.0
  */
 import * as Chunk from "effect/Chunk"
@@ -30,7 +34,15 @@ import * as InternalOptions from "../internal/options.js"
 import { provideBoth } from "../internal/storeLayer.js"
 import * as Sweeper from "../internal/sweeper.js"
 import type { SessionConfigError } from "../SessionConfigError.js"
-import type { CommitResult, SessionStore, SessionStoreError, StoredSession } from "../SessionStore.js"
+import type {
+  CommitResult,
+  LinkResult,
+  OwnerIndex,
+  OwnerLink,
+  SessionStore,
+  SessionStoreError,
+  StoredSession
+} from "../SessionStore.js"
 
 /**
  * @since 0.1.0
@@ -43,8 +55,9 @@ export interface Options {
    */
   readonly path: string
   /**
-   * Name of the LMDB sub-database holding the sessions (the expiry index is `${name}:expiry`).
-   * Default `"effect-session"`. Lets sessions share an environment with other data.
+   * Name of the LMDB sub-database holding the sessions (the expiry index is `${name}:expiry`, the
+   * owner index `${name}:owners` and `${name}:owners:until`). Default `"effect-session"`. Lets
+   * sessions share an environment with other data.
    */
   readonly name?: string | undefined
   /** How often expired entries are swept. Default `"1 minute"`; `0` disables the sweep. */
@@ -68,6 +81,7 @@ export interface Options {
  */
 export interface LmdbStore extends SessionStore {
   readonly all: Stream.Stream<StoredSession, SessionStoreError>
+  readonly owners: OwnerIndex
   /** The path the database was opened at. */
   readonly path: string
   /** Entries physically held, expired ones included until they are swept. */
@@ -89,6 +103,36 @@ export const LmdbStore: Context.Tag<LmdbStore, LmdbStore> = Context.GenericTag<L
 type IndexKey = [expiresAt: number, key: string]
 
 const EMPTY = new Uint8Array(0)
+
+// Owner links, with the layout of the LevelDB store: the record of a handle is keyed
+// `<owner length>:<owner>:<handle>`, so an owner's records share a prefix that no other owner's
+// key starts with, whatever the owner id contains; its `until` index key is
+// `<until, 16 digits>:<record key>`. Keys are stored as plain UTF-8 (binary keys): `lmdb`'s
+// default key encoding escapes control characters differently in short and long strings, which
+// would break the prefix ranges.
+const EXPIRY_DIGITS = 16
+const padExpiry = (expiresAt: number): string =>
+  String(Math.min(Envelope.storedExpiry(expiresAt), 10 ** EXPIRY_DIGITS - 1)).padStart(EXPIRY_DIGITS, "0")
+const ownerPrefix = (owner: string): string => `${owner.length}:${owner}:`
+const linkKey = (owner: string, handle: string): string => `${ownerPrefix(owner)}${handle}`
+const untilKey = (link: string, until: number): string => `${padExpiry(until)}:${link}`
+const utf8Encoder = new TextEncoder()
+const utf8Decoder = new TextDecoder()
+const bytes = (key: string): Uint8Array => utf8Encoder.encode(key)
+
+// A handle's record: the key its session lives under, or `null` once revoked (a tombstone).
+interface Link {
+  readonly key: string | null
+  readonly until: number
+}
+
+// Records are stored as JSON `[until, key]`; anything else reads as absent.
+const encodeLink = (link: Link): readonly [number, string | null] => [link.until, link.key]
+const decodeLink = (raw: unknown): Link | undefined =>
+  Array.isArray(raw) && raw.length === 2 && typeof raw[0] === "number" &&
+    (typeof raw[1] === "string" || raw[1] === null)
+    ? { until: raw[0], key: raw[1] }
+    : undefined
 
 /**
  * Opens the database and makes the store. The database is closed, and the sweep fiber stopped,
@@ -113,10 +157,16 @@ export const make = (options: Options): Effect.Effect<LmdbStore, SessionStoreErr
       }),
       (root) => Effect.promise(() => root.close())
     )
-    const { entries, index } = yield* Effect.try({
+    const { entries, index, links, linkIndex } = yield* Effect.try({
       try: () => ({
         entries: root.openDB<string, string>({ name, encoding: "msgpack" }),
-        index: root.openDB<Uint8Array, IndexKey>({ name: `${name}:expiry`, encoding: "binary" })
+        index: root.openDB<Uint8Array, IndexKey>({ name: `${name}:expiry`, encoding: "binary" }),
+        links: root.openDB<unknown, Uint8Array>({ name: `${name}:owners`, keyEncoding: "binary", encoding: "json" }),
+        linkIndex: root.openDB<Uint8Array, Uint8Array>({
+          name: `${name}:owners:until`,
+          keyEncoding: "binary",
+          encoding: "binary"
+        })
       }),
       catch: Errors.fromLmdb("open")
     })
@@ -138,6 +188,33 @@ export const make = (options: Options): Effect.Effect<LmdbStore, SessionStoreErr
     const remove = (key: string, previous: Envelope.Envelope | undefined): void => {
       if (previous !== undefined) index.remove([previous.expiresAt, key])
       entries.remove(key)
+    }
+
+    // The owner-index counterparts of `write` and `remove`, with the same rule.
+    const readLink = (link: string): Link | undefined => decodeLink(links.get(bytes(link)))
+
+    const writeLink = (link: string, previous: Link | undefined, next: Link): void => {
+      if (previous !== undefined) linkIndex.remove(bytes(untilKey(link, previous.until)))
+      links.put(bytes(link), encodeLink(next))
+      linkIndex.put(bytes(untilKey(link, next.until)), EMPTY)
+    }
+
+    const removeLink = (link: string, previous: Link): void => {
+      linkIndex.remove(bytes(untilKey(link, previous.until)))
+      links.remove(bytes(link))
+    }
+
+    // The owner's records not past their `until`, by handle: one range read.
+    const linksOf = (owner: string, now: number): Array<{ readonly handle: string; readonly link: Link }> => {
+      const prefix = ownerPrefix(owner)
+      const found: Array<{ readonly handle: string; readonly link: Link }> = []
+      for (const { key, value } of links.getRange({ start: bytes(prefix), end: bytes(`${prefix.slice(0, -1)};`) })) {
+        const link = decodeLink(value)
+        if (link !== undefined && link.until > now) {
+          found.push({ handle: utf8Decoder.decode(key).slice(prefix.length), link })
+        }
+      }
+      return found
     }
 
     const sweepBatch = (
@@ -162,16 +239,104 @@ export const make = (options: Options): Effect.Effect<LmdbStore, SessionStoreErr
         return { deleted, more: due.length === sweepBatchSize }
       })
 
+    // Drops the owner records past their `until`, found through their index. The due keys are read
+    // first, outside the write transaction: a sweep with nothing due commits no transaction. A key
+    // read there may be gone by the time the transaction runs; its record is checked in it.
+    const sweepLinksBatch = (
+      now: number
+    ): Effect.Effect<{ readonly deleted: number; readonly more: boolean }, SessionStoreError> =>
+      Effect.flatMap(
+        Effect.try({
+          try: () =>
+            Array.from(
+              linkIndex.getKeys({ end: bytes(padExpiry(now + 1)), limit: sweepBatchSize }),
+              (key) => utf8Decoder.decode(key)
+            ),
+          catch: Errors.fromLmdb("sweep")
+        }),
+        (due) => due.length === 0 ? Effect.succeed({ deleted: 0, more: false }) : sweepLinks(due, now)
+      )
+
+    const sweepLinks = (due: ReadonlyArray<string>, now: number) =>
+      transaction("sweep", () => {
+        let deleted = 0
+        for (const dueKey of due) {
+          const link = dueKey.slice(EXPIRY_DIGITS + 1)
+          const current = readLink(link)
+          linkIndex.remove(bytes(dueKey))
+          // A record written again since has another `until` and index key: it stays.
+          if (current !== undefined && current.until <= now && untilKey(link, current.until) === dueKey) {
+            links.remove(bytes(link))
+            deleted++
+          }
+        }
+        return { deleted, more: due.length === sweepBatchSize }
+      })
+
+    // Runs batches until one says there is no more, giving the event loop a turn between them.
+    const drain = (
+      batch: Effect.Effect<{ readonly deleted: number; readonly more: boolean }, SessionStoreError>
+    ): Effect.Effect<number, SessionStoreError> =>
+      Effect.gen(function*() {
+        let deleted = 0
+        while (true) {
+          const result = yield* batch
+          deleted += result.deleted
+          if (!result.more) return deleted
+          yield* yieldToEventLoop
+        }
+      })
+
+    // Counts the sessions it deleted; owner records go along uncounted.
     const sweep: Effect.Effect<number, SessionStoreError> = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
-      let deleted = 0
-      while (true) {
-        const batch = yield* sweepBatch(now)
-        deleted += batch.deleted
-        if (!batch.more) return deleted
-        yield* yieldToEventLoop
-      }
+      const deleted = yield* drain(sweepBatch(now))
+      yield* drain(sweepLinksBatch(now))
+      return deleted
     })
+
+    const owners: OwnerIndex = {
+      link: (owner, handle, key, until) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          transaction("link", (): LinkResult => {
+            const link = linkKey(owner, handle)
+            const previous = readLink(link)
+            if (previous !== undefined && previous.until > now && previous.key === null) return "revoked"
+            writeLink(link, previous, { key, until })
+            return "linked"
+          })),
+      // One range read: LMDB reads from a snapshot, so it sees each transaction whole or not at all.
+      list: (owner) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Effect.try({
+            try: () =>
+              linksOf(owner, now).flatMap(({ handle, link }): Array<OwnerLink> =>
+                link.key === null ? [] : [{ handle, key: link.key }]
+              ),
+            catch: Errors.fromLmdb("list")
+          })),
+      revoke: (owner, handles, except) =>
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          transaction("revoke", () => {
+            const candidates = handles === "all"
+              ? linksOf(owner, now)
+              : Array.from(new Set(handles), (handle) => ({ handle, link: readLink(linkKey(owner, handle)) }))
+            const keys: Array<string> = []
+            for (const { handle, link } of candidates) {
+              if (link === undefined || link.until <= now || link.key === null || handle === except) continue
+              keys.push(link.key)
+              // Same `until`, so the index key stays as it is.
+              links.put(bytes(linkKey(owner, handle)), encodeLink({ key: null, until: link.until }))
+            }
+            return keys
+          })),
+      unlink: (owner, handle, key) =>
+        transaction("unlink", () => {
+          const link = linkKey(owner, handle)
+          const previous = readLink(link)
+          if (previous !== undefined && previous.key === key) removeLink(link, previous)
+        })
+    }
 
     yield* Sweeper.start("LMDB store", interval, sweep)
 
@@ -231,7 +396,7 @@ export const make = (options: Options): Effect.Effect<LmdbStore, SessionStoreErr
         transaction("delete", () => {
           remove(key, Envelope.decode(entries.get(key)))
         }),
-      owners: undefined,
+      owners,
       all: Stream.unwrap(
         Effect.map(
           Clock.currentTimeMillis,
