@@ -222,7 +222,10 @@ export interface Session {
   ) => Effect.Effect<void, SessionError | SessionValueError>
   /** Removes the session from its owner's index and renews its token: a logout that keeps the session's values. */
   readonly unbindOwner: Effect.Effect<void, SessionError>
-  /** The sessions of this session's owner (none when it has no owner), last active first. */
+  /**
+   * The sessions of this session's owner (none when it has no owner), last active first. A session
+   * bound in this very request shows from its first commit on (it is stored then).
+   */
   readonly ownerSessions: Effect.Effect<ReadonlyArray<OwnerSession>, SessionError>
   /**
    * Revokes one session of this session's owner by its handle: it is deleted at once, on every
