@@ -25,10 +25,11 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { yieldToEventLoop } from "../internal/eventLoop.js"
 import * as InternalOptions from "../internal/options.js"
+import * as OwnerLinks from "../internal/ownerLinks.js"
 import { provideBoth } from "../internal/storeLayer.js"
 import * as Sweeper from "../internal/sweeper.js"
 import type { SessionConfigError } from "../SessionConfigError.js"
-import type { OwnerIndex, OwnerLink, SessionStore, StoredEntry, StoredSession } from "../SessionStore.js"
+import type { OwnerIndex, SessionStore, StoredEntry, StoredSession } from "../SessionStore.js"
 import { SessionStoreError } from "../SessionStore.js"
 
 /**
@@ -83,12 +84,6 @@ class Entry implements StoredEntry {
   constructor(readonly data: string, readonly expiresAt: number) {}
 }
 
-// One handle of an owner: the key its session lives under, or `undefined` once revoked.
-interface Link {
-  readonly key: string | undefined
-  readonly until: number
-}
-
 // Entries are spread over many small maps rather than one big one: a JavaScript Map rehashes
 // all of its entries at once when it grows or shrinks, which at a million sessions blocks the
 // event loop for tens of milliseconds (during a request's insert or the sweep's deletes); a
@@ -126,55 +121,30 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, SessionC
     }
 
     // Owner id → handle → link. Links past their `until` are dropped by the sweep and skipped on reads.
-    const owners = new Map<string, Map<string, Link>>()
+    const owners = new Map<string, Map<string, OwnerLinks.Link>>()
 
-    const liveLinks = (owner: string, now: number): Map<string, Link> | undefined => {
+    const liveLinks = (owner: string, now: number): Map<string, OwnerLinks.Link> | undefined => {
       const links = owners.get(owner)
       if (links === undefined) return undefined
       for (const [handle, link] of links) if (link.until <= now) links.delete(handle)
-      if (links.size === 0) owners.delete(owner)
       return links
     }
 
+    // Each method is one synchronous step on the owner's links.
+    const withLinks = <A>(owner: string, change: (links: Map<string, OwnerLinks.Link>) => OwnerLinks.Changed<A>) =>
+      Effect.clockWith((clock) => {
+        const links = liveLinks(owner, clock.unsafeCurrentTimeMillis()) ?? new Map()
+        const { result } = change(links)
+        if (links.size === 0) owners.delete(owner)
+        else owners.set(owner, links)
+        return Effect.succeed(result)
+      })
+
     const index: OwnerIndex = {
-      link: (owner, handle, key, until) =>
-        Effect.clockWith((clock) => {
-          const links = liveLinks(owner, clock.unsafeCurrentTimeMillis())
-          const current = links?.get(handle)
-          if (current !== undefined && current.key === undefined) return Effect.succeed("revoked" as const)
-          if (links === undefined) owners.set(owner, new Map([[handle, { key, until }]]))
-          else links.set(handle, { key, until })
-          return Effect.succeed("linked" as const)
-        }),
-      list: (owner) =>
-        Effect.clockWith((clock) => {
-          const result: Array<OwnerLink> = []
-          const links = liveLinks(owner, clock.unsafeCurrentTimeMillis())
-          if (links !== undefined) {
-            for (const [handle, link] of links) if (link.key !== undefined) result.push({ handle, key: link.key })
-          }
-          return Effect.succeed(result)
-        }),
-      revoke: (owner, handles, except) =>
-        Effect.clockWith((clock) => {
-          const keys: Array<string> = []
-          const links = liveLinks(owner, clock.unsafeCurrentTimeMillis())
-          if (links === undefined) return Effect.succeed(keys)
-          for (const handle of handles === "all" ? Array.from(links.keys()) : handles) {
-            const link = links.get(handle)
-            if (link === undefined || link.key === undefined || handle === except) continue
-            keys.push(link.key)
-            links.set(handle, { key: undefined, until: link.until })
-          }
-          return Effect.succeed(keys)
-        }),
-      unlink: (owner, handle, key) =>
-        Effect.sync(() => {
-          const links = owners.get(owner)
-          if (links?.get(handle)?.key !== key) return
-          links.delete(handle)
-          if (links.size === 0) owners.delete(owner)
-        })
+      link: (owner, handle, key, until) => withLinks(owner, (links) => OwnerLinks.linkIn(links, handle, key, until)),
+      list: (owner) => withLinks(owner, (links) => ({ result: OwnerLinks.listIn(links), changed: false })),
+      revoke: (owner, handles, except) => withLinks(owner, (links) => OwnerLinks.revokeIn(links, handles, except)),
+      unlink: (owner, handle, key) => withLinks(owner, (links) => OwnerLinks.unlinkIn(links, handle, key))
     }
 
     // No entry held expires before `earliestExpiry` (a lower bound: every write lowers it, a

@@ -9,15 +9,17 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import { createHash } from "node:crypto"
-import type { OwnerIndex, OwnerLink } from "../SessionStore.js"
+import type { OwnerIndex } from "../SessionStore.js"
 import { SessionStoreError } from "../SessionStore.js"
 import * as KeyedMutex from "./keyedMutex.js"
+import type * as OwnerLinks from "./ownerLinks.js"
+import { type Changed, linkIn, listIn, revokeIn, unlinkIn } from "./ownerLinks.js"
 
 export type Operation = "link" | "list" | "revoke" | "unlink"
 
 /** One handle: the key its session lives under, or `null` once revoked (a tombstone), until `until`. */
-export const Link = Schema.Struct({ key: Schema.NullOr(Schema.String), until: Schema.Number })
-export type Link = typeof Link.Type
+export const Link: Schema.Schema<Link> = Schema.Struct({ key: Schema.NullOr(Schema.String), until: Schema.Number })
+export type Link = OwnerLinks.Link
 
 /**
  * An owner's value: handle → link, encoded as `[[handle, { key, until }], ...]`. Pairs rather
@@ -63,7 +65,7 @@ export const make = (storage: Storage): Effect.Effect<OwnerIndex, never, Scope.S
     const withLinks = <A>(
       operation: Operation,
       owner: string,
-      change: (links: Map<string, Link>) => { readonly result: A; readonly changed: boolean }
+      change: (links: Map<string, Link>) => Changed<A>
     ): Effect.Effect<A, SessionStoreError> =>
       mutex.withLock(owner)(Effect.gen(function*() {
         const key = valueKey(owner)
@@ -76,36 +78,9 @@ export const make = (storage: Storage): Effect.Effect<OwnerIndex, never, Scope.S
       }))
 
     return {
-      link: (owner, handle, key, until) =>
-        withLinks("link", owner, (links) => {
-          const current = links.get(handle)
-          if (current?.key === null) return { result: "revoked" as const, changed: false }
-          links.set(handle, { key, until })
-          // The manager links a key again after storing its session: that second link changes nothing.
-          return { result: "linked" as const, changed: current?.key !== key || current.until !== until }
-        }),
-      list: (owner) =>
-        withLinks("list", owner, (links) => {
-          const result: Array<OwnerLink> = []
-          for (const [handle, link] of links) if (link.key !== null) result.push({ handle, key: link.key })
-          return { result, changed: false }
-        }),
-      revoke: (owner, handles, except) =>
-        withLinks("revoke", owner, (links) => {
-          const keys: Array<string> = []
-          for (const handle of handles === "all" ? Array.from(links.keys()) : handles) {
-            const link = links.get(handle)
-            if (link === undefined || link.key === null || handle === except) continue
-            keys.push(link.key)
-            links.set(handle, { key: null, until: link.until })
-          }
-          return { result: keys, changed: keys.length > 0 }
-        }),
-      unlink: (owner, handle, key) =>
-        withLinks("unlink", owner, (links) => {
-          if (links.get(handle)?.key !== key) return { result: undefined, changed: false }
-          links.delete(handle)
-          return { result: undefined, changed: true }
-        })
+      link: (owner, handle, key, until) => withLinks("link", owner, (links) => linkIn(links, handle, key, until)),
+      list: (owner) => withLinks("list", owner, (links) => ({ result: listIn(links), changed: false })),
+      revoke: (owner, handles, except) => withLinks("revoke", owner, (links) => revokeIn(links, handles, except)),
+      unlink: (owner, handle, key) => withLinks("unlink", owner, (links) => unlinkIn(links, handle, key))
     }
   })
