@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import * as Array from "effect/Array"
+import * as Arr from "effect/Array"
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
@@ -313,6 +313,13 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
     )
   }
 
+  /** The record of an entry that is live by its expiry and its deadline and decodes; else undefined. */
+  const liveRecord = (entry: StoredEntry, now: number): SessionCodec.SessionRecord | undefined => {
+    if (entry.expiresAt <= now) return undefined
+    const decoded = codec.decode(entry.data)
+    return Either.isRight(decoded) && decoded.right.deadline > now ? decoded.right : undefined
+  }
+
   const fromRecord = (
     token: string | undefined,
     key: string,
@@ -438,10 +445,8 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
     now: number,
     currentHandle: string | undefined
   ): OwnerSession | undefined => {
-    const decoded = codec.decode(entry.data)
-    if (Either.isLeft(decoded)) return undefined
-    const record = decoded.right
-    if (record.owner?.id !== owner || record.owner.handle !== link.handle || record.deadline <= now) return undefined
+    const record = liveRecord(entry, now)
+    if (record?.owner?.id !== owner || record.owner.handle !== link.handle) return undefined
     // An idle refresh moved the expiry to `idle` from its time (unless the deadline capped it).
     const refreshedAt = idleMillis > 0 && entry.expiresAt < record.deadline ? entry.expiresAt - idleMillis : 0
     return {
@@ -470,8 +475,8 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
             // Destroyed, expired or swept: its link goes too.
             ? Effect.as(index.unlink(owner, link.handle, link.key), undefined)
             : Effect.succeed(describeOwned(owner, link, entry.value, now, currentHandle))), { concurrency: 16 })
-      return Array.sort(
-        Array.filter(described, (session) =>
+      return Arr.sort(
+        Arr.filter(described, (session) =>
           session !== undefined),
         Order.mapInput(Order.reverse(DateTime.Order), (session: OwnerSession) =>
           session.lastActiveAt)
@@ -494,10 +499,10 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
       const chosen = (yield* index.list(owner)).filter((link) =>
         link.handle !== except && (handles === "all" || handles.includes(link.handle))
       )
-      const deleteAll = (keys: ReadonlyArray<string>) =>
+      const deleteAll = (keys: Iterable<string>) =>
         Effect.forEach(keys, (key) => store.delete(key), { concurrency: 16, discard: true })
-      yield* deleteAll(chosen.map((link) => link.key))
       const deleted = new Set(chosen.map((link) => link.key))
+      yield* deleteAll(deleted)
       const revoked = yield* index.revoke(owner, handles, except)
       yield* deleteAll(revoked.filter((key) => !deleted.has(key)))
       return revoked.length
@@ -538,13 +543,9 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
     takeValues: (token) =>
       Effect.flatMap(store.take(storeKeyOf(token)), (taken) =>
         Effect.clockWith((clock) => {
-          if (Option.isNone(taken)) return Effect.succeed(Option.none())
-          const decoded = codec.decode(taken.value.data)
-          const now = clock.unsafeCurrentTimeMillis()
+          const record = Option.isNone(taken) ? undefined : liveRecord(taken.value, clock.unsafeCurrentTimeMillis())
           return Effect.succeed(
-            Either.isRight(decoded) && taken.value.expiresAt > now && decoded.right.deadline > now
-              ? Option.some(new Map(Object.entries(decoded.right.values)))
-              : Option.none()
+            record === undefined ? Option.none() : Option.some(new Map(Object.entries(record.values)))
           )
         }))
   }
@@ -599,10 +600,10 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
       yield* all.pipe(Stream.runForEach((stored) =>
         Effect.gen(function*() {
           const now = yield* Clock.currentTimeMillis
-          const decoded = codec.decode(stored.data)
-          if (Either.isLeft(decoded) || stored.expiresAt <= now || decoded.right.deadline <= now) return
+          const record = liveRecord(stored, now)
+          if (record === undefined) return
           const token = options.hashTokenInStore ? undefined : stored.key
-          const session = fromRecord(token, stored.key, decoded.right, stored.expiresAt, now)
+          const session = fromRecord(token, stored.key, record, stored.expiresAt, now)
           InternalSession.stateOf(session).touch = false
           yield* f(session)
           yield* commit(session)
