@@ -34,6 +34,7 @@ import * as Errors from "../internal/errors.js"
 import { yieldToEventLoop } from "../internal/eventLoop.js"
 import * as KeyedMutex from "../internal/keyedMutex.js"
 import * as InternalOptions from "../internal/options.js"
+import { type Link, linkFromArray, linkKey, linkToArray, ownerPrefix } from "../internal/ownerLinks.js"
 import { provideBoth } from "../internal/storeLayer.js"
 import * as Sweeper from "../internal/sweeper.js"
 import type { SessionConfigError } from "../SessionConfigError.js"
@@ -95,32 +96,19 @@ const padExpiry = (expiresAt: number): string =>
   String(Math.min(Envelope.storedExpiry(expiresAt), 10 ** EXPIRY_DIGITS - 1)).padStart(EXPIRY_DIGITS, "0")
 const indexKey = (key: string, expiresAt: number): string => `${padExpiry(expiresAt)}:${key}`
 
-// Owner links, with the layout of the LMDB store: the record of a handle is keyed
-// `<owner length>:<owner>:<handle>`, so an owner's records share a prefix that no other owner's
-// key starts with, whatever the owner id contains; its `until` index key is `indexKey(record key, until)`.
-const ownerPrefix = (owner: string): string => `${owner.length}:${owner}:`
-const linkKey = (owner: string, handle: string): string => `${ownerPrefix(owner)}${handle}`
+// Owner links, laid out as in `ownerLinks.ts` (records keyed `<owner length>:<owner>:<handle>`,
+// values `[until, key]`, here as JSON text); a record's `until` index key is `indexKey(record key, until)`.
 const ownerOf = (link: string): string => {
   const colon = link.indexOf(":")
   return link.slice(colon + 1, colon + 1 + Number(link.slice(0, colon)))
 }
 
-// A handle's record: the key its session lives under, or `null` once revoked (a tombstone).
-interface Link {
-  readonly key: string | null
-  readonly until: number
-}
-
-// Records are stored as JSON `[until, key]`; anything else reads as absent.
-const encodeLink = (link: Link): string => JSON.stringify([link.until, link.key])
+// Records are stored as JSON text `[until, key]`; anything else reads as absent.
+const encodeLink = (link: Link): string => JSON.stringify(linkToArray(link))
 const decodeLink = (raw: string | undefined): Link | undefined => {
   if (raw === undefined) return undefined
   try {
-    const value: unknown = JSON.parse(raw)
-    return Array.isArray(value) && value.length === 2 && typeof value[0] === "number" &&
-        (typeof value[1] === "string" || value[1] === null)
-      ? { until: value[0], key: value[1] }
-      : undefined
+    return linkFromArray(JSON.parse(raw))
   } catch {
     return undefined
   }

@@ -31,6 +31,7 @@ import * as Envelope from "../internal/envelope.js"
 import * as Errors from "../internal/errors.js"
 import { yieldToEventLoop } from "../internal/eventLoop.js"
 import * as InternalOptions from "../internal/options.js"
+import { type Link, linkFromArray, linkKey, linkToArray, ownerPrefix } from "../internal/ownerLinks.js"
 import { provideBoth } from "../internal/storeLayer.js"
 import * as Sweeper from "../internal/sweeper.js"
 import type { SessionConfigError } from "../SessionConfigError.js"
@@ -104,35 +105,17 @@ type IndexKey = [expiresAt: number, key: string]
 
 const EMPTY = new Uint8Array(0)
 
-// Owner links, with the layout of the LevelDB store: the record of a handle is keyed
-// `<owner length>:<owner>:<handle>`, so an owner's records share a prefix that no other owner's
-// key starts with, whatever the owner id contains; its `until` index key is
-// `<until, 16 digits>:<record key>`. Keys are stored as plain UTF-8 (binary keys): `lmdb`'s
+// Owner links, laid out as in `ownerLinks.ts` (records keyed `<owner length>:<owner>:<handle>`,
+// values `[until, key]`); a record's `until` index key is `<until, 16 digits>:<record key>`. Keys are stored as plain UTF-8 (binary keys): `lmdb`'s
 // default key encoding escapes control characters differently in short and long strings, which
 // would break the prefix ranges.
 const EXPIRY_DIGITS = 16
 const padExpiry = (expiresAt: number): string =>
   String(Math.min(Envelope.storedExpiry(expiresAt), 10 ** EXPIRY_DIGITS - 1)).padStart(EXPIRY_DIGITS, "0")
-const ownerPrefix = (owner: string): string => `${owner.length}:${owner}:`
-const linkKey = (owner: string, handle: string): string => `${ownerPrefix(owner)}${handle}`
 const untilKey = (link: string, until: number): string => `${padExpiry(until)}:${link}`
 const utf8Encoder = new TextEncoder()
 const utf8Decoder = new TextDecoder()
 const bytes = (key: string): Uint8Array => utf8Encoder.encode(key)
-
-// A handle's record: the key its session lives under, or `null` once revoked (a tombstone).
-interface Link {
-  readonly key: string | null
-  readonly until: number
-}
-
-// Records are stored as JSON `[until, key]`; anything else reads as absent.
-const encodeLink = (link: Link): readonly [number, string | null] => [link.until, link.key]
-const decodeLink = (raw: unknown): Link | undefined =>
-  Array.isArray(raw) && raw.length === 2 && typeof raw[0] === "number" &&
-    (typeof raw[1] === "string" || raw[1] === null)
-    ? { until: raw[0], key: raw[1] }
-    : undefined
 
 /**
  * Opens the database and makes the store. The database is closed, and the sweep fiber stopped,
@@ -191,11 +174,11 @@ export const make = (options: Options): Effect.Effect<LmdbStore, SessionStoreErr
     }
 
     // The owner-index counterparts of `write` and `remove`, with the same rule.
-    const readLink = (link: string): Link | undefined => decodeLink(links.get(bytes(link)))
+    const readLink = (link: string): Link | undefined => linkFromArray(links.get(bytes(link)))
 
     const writeLink = (link: string, previous: Link | undefined, next: Link): void => {
       if (previous !== undefined) linkIndex.remove(bytes(untilKey(link, previous.until)))
-      links.put(bytes(link), encodeLink(next))
+      links.put(bytes(link), linkToArray(next))
       linkIndex.put(bytes(untilKey(link, next.until)), EMPTY)
     }
 
@@ -209,7 +192,7 @@ export const make = (options: Options): Effect.Effect<LmdbStore, SessionStoreErr
       const prefix = ownerPrefix(owner)
       const found: Array<{ readonly handle: string; readonly link: Link }> = []
       for (const { key, value } of links.getRange({ start: bytes(prefix), end: bytes(`${prefix.slice(0, -1)};`) })) {
-        const link = decodeLink(value)
+        const link = linkFromArray(value)
         if (link !== undefined && link.until > now) {
           found.push({ handle: utf8Decoder.decode(key).slice(prefix.length), link })
         }
@@ -326,7 +309,7 @@ export const make = (options: Options): Effect.Effect<LmdbStore, SessionStoreErr
               if (link === undefined || link.until <= now || link.key === null || handle === except) continue
               keys.push(link.key)
               // Same `until`, so the index key stays as it is.
-              links.put(bytes(linkKey(owner, handle)), encodeLink({ key: null, until: link.until }))
+              links.put(bytes(linkKey(owner, handle)), linkToArray({ key: null, until: link.until }))
             }
             return keys
           })),

@@ -1,7 +1,8 @@
 /**
  * The `OwnerIndex` methods as changes to one owner's links (handle → link), for the stores that
  * keep an owner's links as one map: the memory store, and the adapters that read and write an
- * owner's value whole (`ownerIndex.ts`). No dependencies, so the memory store stays portable.
+ * owner's value whole (`ownerIndex.ts`); and the record layout of LMDB and LevelDB, which keep one
+ * record per handle. No dependencies, so the memory store stays portable.
  */
 import type { LinkResult, OwnerLink } from "../SessionStore.js"
 
@@ -52,3 +53,22 @@ export const unlinkIn = (links: Map<string, Link>, handle: string, key: string):
   links.delete(handle)
   return { result: undefined, changed: true }
 }
+
+/**
+ * The record layout of the stores that keep one record per handle in a sorted keyspace (LMDB,
+ * LevelDB): keyed `<owner length>:<owner>:<handle>`, so an owner's records share a prefix that no
+ * other owner's key starts with, whatever the owner id contains.
+ */
+export const ownerPrefix = (owner: string): string => `${owner.length}:${owner}:`
+
+export const linkKey = (owner: string, handle: string): string => `${ownerPrefix(owner)}${handle}`
+
+/** A record's value: `[until, key]` (JSON). */
+export const linkToArray = (link: Link): readonly [number, string | null] => [link.until, link.key]
+
+/** A record's value read back; anything but `[until, key]` reads as absent. */
+export const linkFromArray = (raw: unknown): Link | undefined =>
+  Array.isArray(raw) && raw.length === 2 && typeof raw[0] === "number" &&
+    (typeof raw[1] === "string" || raw[1] === null)
+    ? { until: raw[0], key: raw[1] }
+    : undefined
