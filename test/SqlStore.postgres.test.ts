@@ -47,6 +47,7 @@ const { adminSql, holdRowLock, store } = sqlStoreSuite({
   rowLocks: true,
   outage: {
     service: "postgres",
+    down: "crash",
     // A statement waiting on a row lock is in flight when the server goes down.
     inFlight: (s, tools) =>
       Effect.gen(function*() {

@@ -44,8 +44,11 @@ export const isReachable = (host: string, port: number, timeoutMs = 1000): Promi
     socket.once("error", () => done(false))
   })
 
-/** Runs `scripts/services/<name>.sh <action>`: tests use it to stop and restart a real server. */
-export const service = (name: string, action: "start" | "stop"): void => {
+/**
+ * Runs `scripts/services/<name>.sh <action>`: tests use it to stop and restart a real server
+ * (`crash`, where the script has it, stops it at once, as if it died).
+ */
+export const service = (name: string, action: "start" | "stop" | "crash"): void => {
   execFileSync("bash", [path.join(import.meta.dirname, "..", "scripts", "services", `${name}.sh`), action], {
     stdio: "inherit"
   })

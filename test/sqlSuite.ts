@@ -118,6 +118,12 @@ export interface SqlDialectUnderTest {
    */
   readonly outage?: {
     readonly service: string
+    /**
+     * How the server goes down. `"crash"` (an immediate stop) where a call is in flight: a fast
+     * stop ends the backends in no set order, so a statement waiting on a lock held by another
+     * backend may get it, and commit, before its own backend ends.
+     */
+    readonly down?: "stop" | "crash" | undefined
     readonly inFlight?: (
       store: SessionStore,
       tools: SqlSuiteTools
@@ -673,7 +679,7 @@ export const sqlStoreSuite = (dialect: SqlDialectUnderTest): SqlSuiteTools => {
 
             // Whatever happens below, the server is running again afterwards.
             yield* Effect.addFinalizer(() => Effect.sync(() => service(outage.service, "start")))
-            service(outage.service, "stop")
+            service(outage.service, outage.down ?? "stop")
 
             if (inFlight !== undefined) {
               const lost = yield* Effect.flip(Fiber.join(inFlight))

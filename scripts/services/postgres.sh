@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # PostgreSQL on 127.0.0.1:54329, database effect_session, user postgres (trust auth, loopback only).
-# Usage: postgres.sh [start|stop]
+# Usage: postgres.sh [start|stop|crash]   (crash: an immediate stop, as if the server died)
 set -euo pipefail
 source "$(dirname "$0")/_lib.sh"
 PORT="${EFFECT_SESSION_PG_PORT:-54329}"
@@ -11,6 +11,9 @@ as_postgres() { runuser -u postgres -- "$@"; }
 case "${1:-start}" in
   stop)
     [ -f "$DATA/postmaster.pid" ] && as_postgres "$BIN/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null || true
+    ;;
+  crash)
+    [ -f "$DATA/postmaster.pid" ] && as_postgres "$BIN/pg_ctl" -D "$DATA" -m immediate -w stop >/dev/null || true
     ;;
   start)
     if [ ! -f "$DATA/PG_VERSION" ]; then
