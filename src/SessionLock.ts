@@ -23,6 +23,7 @@ import type * as Scope from "effect/Scope"
 import * as KeyedMutex from "./internal/keyedMutex.js"
 import * as InternalLock from "./internal/lock.js"
 import * as Options from "./internal/options.js"
+import * as Telemetry from "./internal/telemetry.js"
 import type { SessionConfigError } from "./SessionConfigError.js"
 
 /**
@@ -164,7 +165,7 @@ export const makeInProcess = (
         InternalLock.timeoutOf(acquireOptions),
         (duration) => mutex.acquire(key, { duration, onTimeout: () => InternalLock.timeoutError(duration) })
       )
-    return { acquire, size: mutex.size }
+    return Telemetry.instrumentLock("in_process", { acquire, size: mutex.size })
   })
 
 /**

@@ -16,17 +16,23 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Order from "effect/Order"
+import type * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
+import * as InternalEvents from "./internal/events.js"
 import { describeIssue } from "./internal/issues.js"
 import * as InternalOptions from "./internal/options.js"
 import * as InternalSession from "./internal/session.js"
+import * as Telemetry from "./internal/telemetry.js"
 import * as Token from "./internal/token.js"
 import type { OwnerSession, Session } from "./Session.js"
 import * as SessionCodec from "./SessionCodec.js"
 import type { SessionConfigError } from "./SessionConfigError.js"
+import * as SessionEvents from "./SessionEvents.js"
+import * as SessionMetrics from "./SessionMetrics.js"
 import { SessionStore, SessionStoreError } from "./SessionStore.js"
 import type { OwnerIndex, OwnerLink, StoredEntry } from "./SessionStore.js"
 
@@ -271,7 +277,7 @@ export const make = (options?: Options): Effect.Effect<SessionManager, SessionCo
   Effect.gen(function*() {
     const resolved = yield* resolveOptions(options)
     const store = yield* SessionStore
-    return makeWith(resolved, store)
+    return makeWith(resolved, store, yield* InternalEvents.hub)
   })
 
 // UTF-8 length without encoding: the limit is checked on every write.
@@ -284,33 +290,71 @@ const utf8Length = (text: string): number => {
   return length
 }
 
-const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager => {
+// Each outcome's counter, tagged once rather than on every request.
+const loadedBy = {
+  found: Telemetry.tagged(SessionMetrics.loaded, { outcome: "found" }),
+  no_token: Telemetry.tagged(SessionMetrics.loaded, { outcome: "no_token" }),
+  malformed: Telemetry.tagged(SessionMetrics.loaded, { outcome: "malformed" }),
+  missing: Telemetry.tagged(SessionMetrics.loaded, { outcome: "missing" }),
+  expired: Telemetry.tagged(SessionMetrics.loaded, { outcome: "expired" }),
+  decode_reset: Telemetry.tagged(SessionMetrics.loaded, { outcome: "decode_reset" })
+}
+type LoadOutcome = keyof typeof loadedBy
+
+const committedBy = {
+  written: Telemetry.tagged(SessionMetrics.committed, { outcome: "written" }),
+  refreshed: Telemetry.tagged(SessionMetrics.committed, { outcome: "refreshed" }),
+  unchanged: Telemetry.tagged(SessionMetrics.committed, { outcome: "unchanged" }),
+  destroyed: Telemetry.tagged(SessionMetrics.committed, { outcome: "destroyed" }),
+  gone: Telemetry.tagged(SessionMetrics.committed, { outcome: "gone" })
+}
+type CommitLabel = keyof typeof committedBy
+const labelOf: Record<CommitOutcome["_tag"], CommitLabel> = {
+  Written: "written",
+  Unchanged: "unchanged",
+  Destroyed: "destroyed",
+  Gone: "gone"
+}
+
+const expiredOnLoad = Telemetry.tagged(SessionMetrics.expired, { source: "load" })
+const sessionReset = Telemetry.tagged(SessionMetrics.decodeResets, { scope: "session" })
+
+const eventOwner = (owner: { readonly id: string; readonly handle: string } | undefined) =>
+  owner === undefined ? Option.none() : Option.some({ id: owner.id, handle: owner.handle })
+
+const makeWith = (
+  options: ResolvedOptions,
+  store: SessionStore,
+  events: InternalEvents.Hub | undefined
+): SessionManager => {
   const lifetimeMillis = Duration.toMillis(options.lifetime)
   const maxLifetimeMillis = Duration.toMillis(options.maxLifetime)
   const idleMillis = Option.match(options.idleTimeout, { onNone: () => 0, onSome: Duration.toMillis })
   const storeKeyOf = options.hashTokenInStore ? Token.hash : (token: string) => token
   const codec = options.codec
 
-  /**
-   * Hands `f` the decoded record of a live entry, or undefined when it is expired (by the store's
-   * expiry or its deadline) or does not decode and is dropped; in one step, on every request.
-   */
-  const decodeLive = <A>(
-    key: string,
-    entry: StoredEntry,
-    now: number,
-    f: (record: SessionCodec.SessionRecord | undefined) => A
-  ): Effect.Effect<A, SessionError> => {
-    const decoded = codec.decode(entry.data)
-    if (Either.isRight(decoded)) {
-      return Effect.succeed(f(entry.expiresAt > now && decoded.right.deadline > now ? decoded.right : undefined))
-    }
-    const error = new SessionCodecError({ reason: "Decode", detail: describeIssue(decoded.left.issue) })
+  /** A stored session that does not decode: dropped (and logged), or the load fails. */
+  const undecodable = (key: string, issue: ParseResult.ParseIssue): Effect.Effect<void, SessionError> => {
+    const error = new SessionCodecError({ reason: "Decode", detail: describeIssue(issue) })
     if (options.onDecodeError === "fail") return Effect.fail(error)
     return Effect.logWarning("effect-session: a stored session no longer decodes; starting a fresh one", error).pipe(
       Effect.zipRight(store.delete(key)),
-      Effect.map(() => f(undefined))
+      Effect.zipRight(Metric.increment(sessionReset))
     )
+  }
+
+  /** A load found the entry past its expiry or deadline (the store had not dropped it yet). */
+  const expiredOn = (key: string, record: SessionCodec.SessionRecord, now: number): Effect.Effect<void> => {
+    events?.publish(() =>
+      SessionEvents.SessionEvent.Expired({
+        at: DateTime.unsafeMake(now),
+        source: "load",
+        count: 1,
+        ref: Option.some(InternalEvents.refOf(key)),
+        owner: eventOwner(record.owner)
+      })
+    )
+    return Metric.increment(expiredOnLoad)
   }
 
   /** The record of an entry that is live by its expiry and its deadline and decodes; else undefined. */
@@ -348,8 +392,14 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
   const expiryOf = (state: InternalSession.SessionState, now: number): number =>
     idleMillis > 0 ? Math.min(state.deadline, now + idleMillis) : state.deadline
 
-  /** Writes the session: an update of the key it was loaded under, or a new token's create. */
-  const write = (state: InternalSession.SessionState): Effect.Effect<CommitOutcome, SessionError> =>
+  /**
+   * Writes the session: an update of the key it was loaded under, or a new token's create (of a
+   * session renewed away from `renewedFrom`, or of a new one).
+   */
+  const write = (
+    state: InternalSession.SessionState,
+    renewedFrom?: string
+  ): Effect.Effect<CommitOutcome, SessionError> =>
     Effect.clockWith((clock): Effect.Effect<CommitOutcome, SessionError> => {
       const now = clock.unsafeCurrentTimeMillis()
       if (state.values.size > options.maxKeys) {
@@ -385,8 +435,40 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
           return written(token, expiresAt, state, now)
         }
       )
-      return updating || owner === undefined ? stored : storeLinked(state, owner, key, stored)
+      if (!updating) {
+        const created = Effect.tap(
+          stored,
+          (outcome) => outcome._tag === "Written" ? createdAs(key, renewedFrom, state, now) : Effect.void
+        )
+        return owner === undefined ? created : storeLinked(state, owner, key, created)
+      }
+      return stored
     })
+
+  /** A session stored under a new key: a new session, or a renewal of the one under `renewedFrom`. */
+  const createdAs = (
+    key: string,
+    renewedFrom: string | undefined,
+    state: InternalSession.SessionState,
+    now: number
+  ): Effect.Effect<void> => {
+    const owner = eventOwner(state.owner)
+    if (renewedFrom === undefined) {
+      events?.publish(() =>
+        SessionEvents.SessionEvent.Created({ at: DateTime.unsafeMake(now), ref: InternalEvents.refOf(key), owner })
+      )
+      return Metric.increment(SessionMetrics.created)
+    }
+    events?.publish(() =>
+      SessionEvents.SessionEvent.Renewed({
+        at: DateTime.unsafeMake(now),
+        from: InternalEvents.refOf(renewedFrom),
+        to: InternalEvents.refOf(key),
+        owner
+      })
+    )
+    return Metric.increment(SessionMetrics.renewed)
+  }
 
   const ownedRecord = (
     state: InternalSession.SessionState,
@@ -463,25 +545,28 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
     owner: string,
     currentHandle: string | undefined
   ): Effect.Effect<ReadonlyArray<OwnerSession>, SessionError> =>
-    Effect.gen(function*() {
-      const index = yield* requireIndex("list")
-      // No session can be bound to an id that `bindOwner` refuses.
-      if (!InternalSession.isOwnerId(owner)) return []
-      const links = yield* index.list(owner)
-      const now = yield* Clock.currentTimeMillis
-      const described = yield* Effect.forEach(links, (link) =>
-        Effect.flatMap(store.find(link.key), (entry) =>
-          Option.isNone(entry)
-            // Destroyed, expired or swept: its link goes too.
-            ? Effect.as(index.unlink(owner, link.handle, link.key), undefined)
-            : Effect.succeed(describeOwned(owner, link, entry.value, now, currentHandle))), { concurrency: 16 })
-      return Arr.sort(
-        Arr.filter(described, (session) =>
-          session !== undefined),
-        Order.mapInput(Order.reverse(DateTime.Order), (session: OwnerSession) =>
-          session.lastActiveAt)
-      )
-    })
+    Telemetry.traced("session.owner_sessions", (annotate) =>
+      Effect.gen(function*() {
+        const index = yield* requireIndex("list")
+        // No session can be bound to an id that `bindOwner` refuses.
+        if (!InternalSession.isOwnerId(owner)) return []
+        const links = yield* index.list(owner)
+        const now = yield* Clock.currentTimeMillis
+        const described = yield* Effect.forEach(links, (link) =>
+          Effect.flatMap(store.find(link.key), (entry) =>
+            Option.isNone(entry)
+              // Destroyed, expired or swept: its link goes too.
+              ? Effect.as(index.unlink(owner, link.handle, link.key), undefined)
+              : Effect.succeed(describeOwned(owner, link, entry.value, now, currentHandle))), { concurrency: 16 })
+        const live = Arr.filter(described, (session) =>
+          session !== undefined)
+        annotate(Telemetry.Attribute.count, live.length)
+        return Arr.sort(
+          live,
+          Order.mapInput(Order.reverse(DateTime.Order), (session: OwnerSession) =>
+            session.lastActiveAt)
+        )
+      }))
 
   /**
    * The sessions are deleted first, then their handles tombstoned, then whatever the handles
@@ -493,20 +578,34 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
     handles: ReadonlyArray<string> | "all",
     except: string | undefined
   ): Effect.Effect<number, SessionStoreError> =>
-    Effect.gen(function*() {
-      const index = yield* requireIndex("revoke")
-      if (!InternalSession.isOwnerId(owner)) return 0
-      const chosen = (yield* index.list(owner)).filter((link) =>
-        link.handle !== except && (handles === "all" || handles.includes(link.handle))
-      )
-      const deleteAll = (keys: Iterable<string>) =>
-        Effect.forEach(keys, (key) => store.delete(key), { concurrency: 16, discard: true })
-      const deleted = new Set(chosen.map((link) => link.key))
-      yield* deleteAll(deleted)
-      const revoked = yield* index.revoke(owner, handles, except)
-      yield* deleteAll(revoked.filter((key) => !deleted.has(key)))
-      return revoked.length
-    })
+    Telemetry.traced("session.revoke", (annotate) =>
+      Effect.gen(function*() {
+        const index = yield* requireIndex("revoke")
+        if (!InternalSession.isOwnerId(owner)) return 0
+        const chosen = (yield* index.list(owner)).filter((link) =>
+          link.handle !== except && (handles === "all" || handles.includes(link.handle))
+        )
+        const deleteAll = (keys: Iterable<string>) =>
+          Effect.forEach(keys, (key) => store.delete(key), { concurrency: 16, discard: true })
+        const deleted = new Set(chosen.map((link) => link.key))
+        yield* deleteAll(deleted)
+        const revoked = yield* index.revoke(owner, handles, except)
+        yield* deleteAll(revoked.filter((key) => !deleted.has(key)))
+        const count = revoked.length
+        annotate(Telemetry.Attribute.count, count)
+        if (count === 0) return 0
+        const now = yield* Clock.currentTimeMillis
+        events?.publish(() =>
+          SessionEvents.SessionEvent.Revoked({
+            at: DateTime.unsafeMake(now),
+            owner,
+            handles: chosen.map((link) => link.handle),
+            count
+          })
+        )
+        yield* Metric.incrementBy(SessionMetrics.revoked, count)
+        return count
+      }))
 
   /** An idle refresh: moves the store's expiry only, never rewriting the data this request loaded. */
   const refresh = (state: InternalSession.SessionState, key: string, token: string) =>
@@ -539,7 +638,33 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
     unlink: (owner, key) => store.owners === undefined ? Effect.void : store.owners.unlink(owner.id, owner.handle, key),
     ownerSessions: listOwned,
     revoke,
-    storeNew: (state) => Effect.asVoid(write(state)),
+    storeNew: (state, from) => Effect.asVoid(write(state, from)),
+    destroyed: (key, owner) =>
+      Effect.clockWith((clock) => {
+        events?.publish(() =>
+          SessionEvents.SessionEvent.Destroyed({
+            at: DateTime.unsafeMake(clock.unsafeCurrentTimeMillis()),
+            ref: InternalEvents.refOf(key),
+            owner: eventOwner(owner)
+          })
+        )
+        return Metric.increment(SessionMetrics.destroyed)
+      }),
+    ownerChanged: (change, state, owner) =>
+      Effect.clockWith((clock) => {
+        // A session not stored yet (a login on a first visit) is named by the key it will have.
+        const token = state.token
+        if (state.storeKey === undefined && token === undefined) return Effect.void
+        events?.publish(() => {
+          const at = DateTime.unsafeMake(clock.unsafeCurrentTimeMillis())
+          const named = { id: owner.id, handle: owner.handle }
+          const ref = InternalEvents.refOf(state.storeKey ?? storeKeyOf(token!))
+          return change === "bound"
+            ? SessionEvents.SessionEvent.OwnerBound({ at, ref, owner: named })
+            : SessionEvents.SessionEvent.OwnerUnbound({ at, ref, owner: named })
+        })
+        return Effect.void
+      }),
     takeValues: (token) =>
       Effect.flatMap(store.take(storeKeyOf(token)), (taken) =>
         Effect.clockWith((clock) => {
@@ -552,64 +677,83 @@ const makeWith = (options: ResolvedOptions, store: SessionStore): SessionManager
 
   // Written without Effect.gen: this runs on every request, and each step of an Effect costs.
   const load: SessionManager["load"] = (input) =>
-    Effect.clockWith((clock) => {
-      const now = clock.unsafeCurrentTimeMillis()
-      const redacted = Option.isOption(input) ? Option.getOrUndefined(input) : input
-      if (redacted === undefined) return Effect.succeed(fresh(now))
-      const token = Redacted.value(redacted)
-      if (!Token.isWellFormed(token)) return Effect.succeed(fresh(now))
-      const key = storeKeyOf(token)
-      return Effect.flatMap(store.find(key), (found) =>
-        Option.isNone(found)
-          ? Effect.succeed(fresh(now))
-          : decodeLive(
-            key,
-            found.value,
-            now,
-            (record) => record === undefined ? fresh(now) : fromRecord(token, key, record, found.value.expiresAt, now)
-          ))
-    })
+    Telemetry.traced("session.load", (annotate) =>
+      Effect.clockWith((clock) => {
+        const now = clock.unsafeCurrentTimeMillis()
+        const loaded = (outcome: LoadOutcome, session: Session): Effect.Effect<Session> => {
+          annotate(Telemetry.Attribute.outcome, outcome)
+          return Telemetry.record(loadedBy[outcome], 1, session)
+        }
+        const redacted = Option.isOption(input) ? Option.getOrUndefined(input) : input
+        if (redacted === undefined) return loaded("no_token", fresh(now))
+        const token = Redacted.value(redacted)
+        if (!Token.isWellFormed(token)) return loaded("malformed", fresh(now))
+        const key = storeKeyOf(token)
+        return Effect.flatMap(store.find(key), (found): Effect.Effect<Session, SessionError> => {
+          if (Option.isNone(found)) return loaded("missing", fresh(now))
+          const entry = found.value
+          const decoded = codec.decode(entry.data)
+          if (Either.isLeft(decoded)) {
+            return Effect.zipRight(undecodable(key, decoded.left.issue), loaded("decode_reset", fresh(now)))
+          }
+          const record = decoded.right
+          if (entry.expiresAt <= now || record.deadline <= now) {
+            return Effect.zipRight(expiredOn(key, record, now), loaded("expired", fresh(now)))
+          }
+          return loaded("found", fromRecord(token, key, record, entry.expiresAt, now))
+        })
+      }))
 
   const commit: SessionManager["commit"] = (session) =>
-    Effect.suspend(() => {
-      const state = InternalSession.stateOf(session)
-      switch (state.status) {
-        case "Destroyed":
-          return Effect.succeed(CommitOutcome.Destroyed())
-        case "Modified":
-          return write(state)
-      }
-      return state.touch && state.storeKey !== undefined && state.token !== undefined
-        ? refresh(state, state.storeKey, state.token)
-        : Effect.succeed(CommitOutcome.Unchanged())
-    })
+    Telemetry.traced("session.commit", (annotate) =>
+      Effect.suspend(() => {
+        const state = InternalSession.stateOf(session)
+        const committed = (outcome: CommitOutcome, refreshed: boolean): Effect.Effect<CommitOutcome> => {
+          const label: CommitLabel = refreshed && outcome._tag === "Written" ? "refreshed" : labelOf[outcome._tag]
+          annotate(Telemetry.Attribute.outcome, label)
+          return Telemetry.record(committedBy[label], 1, outcome)
+        }
+        switch (state.status) {
+          case "Destroyed":
+            return committed(CommitOutcome.Destroyed(), false)
+          case "Modified":
+            return Effect.flatMap(write(state), (outcome) => committed(outcome, false))
+        }
+        return state.touch && state.storeKey !== undefined && state.token !== undefined
+          ? Effect.flatMap(refresh(state, state.storeKey, state.token), (outcome) => committed(outcome, true))
+          : committed(CommitOutcome.Unchanged(), false)
+      }))
 
   const storeKey: SessionManager["storeKey"] = (session) =>
     Option.fromNullable(InternalSession.stateOf(session).storeKey)
 
   const iterate: SessionManager["iterate"] = (f) =>
-    Effect.gen(function*() {
-      const all = store.all
-      if (all === undefined) {
-        return yield* new SessionStoreError({
-          reason: "Unsupported",
-          operation: "all",
-          detail: "this store cannot enumerate its sessions"
-        })
-      }
-      yield* all.pipe(Stream.runForEach((stored) =>
-        Effect.gen(function*() {
-          const now = yield* Clock.currentTimeMillis
-          const record = liveRecord(stored, now)
-          if (record === undefined) return
-          const token = options.hashTokenInStore ? undefined : stored.key
-          const session = fromRecord(token, stored.key, record, stored.expiresAt, now)
-          InternalSession.stateOf(session).touch = false
-          yield* f(session)
-          yield* commit(session)
-        })
-      ))
-    })
+    Effect.withSpan(
+      Effect.gen(function*() {
+        const all = store.all
+        if (all === undefined) {
+          return yield* new SessionStoreError({
+            reason: "Unsupported",
+            operation: "all",
+            detail: "this store cannot enumerate its sessions"
+          })
+        }
+        yield* all.pipe(Stream.runForEach((stored) =>
+          Effect.gen(function*() {
+            const now = yield* Clock.currentTimeMillis
+            const record = liveRecord(stored, now)
+            if (record === undefined) return
+            const token = options.hashTokenInStore ? undefined : stored.key
+            const session = fromRecord(token, stored.key, record, stored.expiresAt, now)
+            InternalSession.stateOf(session).touch = false
+            yield* f(session)
+            yield* commit(session)
+          })
+        ))
+      }),
+      "session.iterate",
+      { captureStackTrace: false }
+    )
 
   return {
     options,

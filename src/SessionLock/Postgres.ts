@@ -40,6 +40,7 @@ import * as KeyedMutex from "../internal/keyedMutex.js"
 import * as InternalLock from "../internal/lock.js"
 import * as Options_ from "../internal/options.js"
 import * as Redact from "../internal/redact.js"
+import * as Telemetry from "../internal/telemetry.js"
 import type { SessionConfigError } from "../SessionConfigError.js"
 import * as SessionLock from "../SessionLock.js"
 
@@ -161,7 +162,7 @@ export const make = (
         )
       })
 
-    return { acquire }
+    return Telemetry.instrumentLock("postgresql", { acquire })
   })
 
 /**

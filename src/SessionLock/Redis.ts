@@ -34,6 +34,7 @@ import * as InternalLock from "../internal/lock.js"
 import * as Options_ from "../internal/options.js"
 import * as Redact from "../internal/redact.js"
 import * as InternalRedis from "../internal/redis.js"
+import * as Telemetry from "../internal/telemetry.js"
 import type { SessionConfigError } from "../SessionConfigError.js"
 import * as SessionLock from "../SessionLock.js"
 
@@ -197,7 +198,7 @@ export const makeWithClient = (
       timeout: Duration.Duration
     ) => InternalLock.pollUntil(take, { deadline, timeout, initialDelayMillis, maxDelayMillis })
 
-    return { acquire }
+    return Telemetry.instrumentLock("redis", { acquire })
   })
 
 /**

@@ -48,6 +48,7 @@ import { yieldToEventLoop } from "../internal/eventLoop.js"
 import * as KeyedMutex from "../internal/keyedMutex.js"
 import * as Owners from "../internal/ownerIndex.js"
 import { provideBoth } from "../internal/storeLayer.js"
+import * as Telemetry from "../internal/telemetry.js"
 import type { OwnerIndex, SessionStore, SessionStoreError } from "../SessionStore.js"
 
 /**
@@ -197,7 +198,7 @@ export const make = (
       all: undefined,
       owners
     }
-    return store
+    return Telemetry.instrumentStore("key_value_store", store)
   })
 
 /**

@@ -37,6 +37,7 @@ import * as InternalOptions from "../internal/options.js"
 import { type Link, linkFromArray, linkKey, linkToArray, ownerPrefix } from "../internal/ownerLinks.js"
 import { provideBoth } from "../internal/storeLayer.js"
 import * as Sweeper from "../internal/sweeper.js"
+import * as Telemetry from "../internal/telemetry.js"
 import type { SessionConfigError } from "../SessionConfigError.js"
 import type { OwnerIndex, OwnerLink, SessionStore, SessionStoreError, StoredSession } from "../SessionStore.js"
 
@@ -414,7 +415,7 @@ export const make = (
         )
     }
 
-    yield* Sweeper.start("LevelDB store", interval, sweep)
+    yield* Sweeper.start("LevelDB store", "leveldb", interval, sweep)
 
     const entriesPage = (after: string | undefined) =>
       readPage(
@@ -494,7 +495,7 @@ export const make = (
       size,
       sweep
     }
-    return store
+    return Telemetry.instrumentStore("leveldb", store)
   })
 
 /**

@@ -34,6 +34,7 @@ import * as InternalOptions from "../internal/options.js"
 import { type Link, linkFromArray, linkKey, linkToArray, ownerPrefix } from "../internal/ownerLinks.js"
 import { provideBoth } from "../internal/storeLayer.js"
 import * as Sweeper from "../internal/sweeper.js"
+import * as Telemetry from "../internal/telemetry.js"
 import type { SessionConfigError } from "../SessionConfigError.js"
 import type {
   CommitResult,
@@ -321,7 +322,7 @@ export const make = (options: Options): Effect.Effect<LmdbStore, SessionStoreErr
         })
     }
 
-    yield* Sweeper.start("LMDB store", interval, sweep)
+    yield* Sweeper.start("LMDB store", "lmdb", interval, sweep)
 
     const page = (cursor: string | undefined, now: number) =>
       Effect.try({
@@ -398,7 +399,7 @@ export const make = (options: Options): Effect.Effect<LmdbStore, SessionStoreErr
       size: Effect.try({ try: () => entries.getKeysCount(), catch: Errors.fromLmdb("all") }),
       sweep
     }
-    return store
+    return Telemetry.instrumentStore("lmdb", store)
   })
 
 /**

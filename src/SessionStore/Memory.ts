@@ -28,7 +28,9 @@ import * as InternalOptions from "../internal/options.js"
 import * as OwnerLinks from "../internal/ownerLinks.js"
 import { provideBoth } from "../internal/storeLayer.js"
 import * as Sweeper from "../internal/sweeper.js"
+import * as Telemetry from "../internal/telemetry.js"
 import type { SessionConfigError } from "../SessionConfigError.js"
+import * as SessionMetrics from "../SessionMetrics.js"
 import type { OwnerIndex, SessionStore, StoredEntry, StoredSession } from "../SessionStore.js"
 import { SessionStoreError } from "../SessionStore.js"
 
@@ -159,6 +161,13 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, SessionC
       if (sweeping && expiresAt < earliestWrittenDuringSweep) earliestWrittenDuringSweep = expiresAt
     }
 
+    // `SessionMetrics.memoryEntries` follows every change in the number of entries held; what is
+    // still held when the store closes is taken off it then.
+    const held = (delta: number): void => {
+      if (delta !== 0) SessionMetrics.memoryEntries.unsafeModify(delta, [])
+    }
+    yield* Effect.addFinalizer(() => Effect.sync(() => held(-count())))
+
     const sweepOnce: Effect.Effect<number> = Effect.gen(function*() {
       const now = yield* Clock.currentTimeMillis
       sweeping = true
@@ -182,6 +191,7 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, SessionC
           if (++examined % batchSize === 0) yield* yieldToEventLoop
         }
       }
+      held(-deleted)
       earliestExpiry = Math.min(earliestKept, earliestWrittenDuringSweep)
       for (const [owner, links] of owners) {
         for (const [handle, link] of links) {
@@ -199,7 +209,7 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, SessionC
     const sweepLock = yield* Effect.makeSemaphore(1)
     const sweep: Effect.Effect<number> = sweepLock.withPermits(1)(sweepOnce)
 
-    yield* Sweeper.start("memory store", interval, sweep)
+    yield* Sweeper.start("memory store", "memory", interval, sweep)
 
     const full = () =>
       new SessionStoreError({ reason: "Unavailable", operation: "commit", detail: "memory store full" })
@@ -216,7 +226,9 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, SessionC
         Effect.suspend(() => {
           const shard = shardOf(key)
           if (!shard.has(key) && count() >= maxEntries) return Effect.fail(full())
+          const before = shard.size
           shard.set(key, new Entry(data, expiresAt))
+          held(shard.size - before)
           noteExpiry(expiresAt)
           return Effect.succeed("written" as const)
         })
@@ -243,7 +255,9 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, SessionC
           } else if (!shard.has(key) && count() >= maxEntries) {
             return createWhenFull(key, data, expiresAt)
           }
+          const before = shard.size
           shard.set(key, new Entry(data, expiresAt))
+          held(shard.size - before)
           noteExpiry(expiresAt)
           return Effect.succeed("written" as const)
         }),
@@ -253,6 +267,7 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, SessionC
           const entry = live(shard, key, clock.unsafeCurrentTimeMillis())
           if (entry === undefined) return Effect.succeed(Option.none())
           shard.delete(key)
+          held(-1)
           return Effect.succeed(Option.some(entry))
         }),
       touch: (key, expiresAt) =>
@@ -266,7 +281,7 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, SessionC
         }),
       delete: (key) =>
         Effect.sync(() => {
-          shardOf(key).delete(key)
+          if (shardOf(key).delete(key)) held(-1)
         }),
       all: Stream.unwrap(
         Effect.map(Clock.currentTimeMillis, (now) =>
@@ -279,7 +294,7 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, SessionC
       size: Effect.sync(count),
       sweep
     }
-    return store
+    return Telemetry.instrumentStore("memory", store)
   })
 
 /**

@@ -48,6 +48,7 @@ import * as Errors from "../internal/errors.js"
 import * as KeyedMutex from "../internal/keyedMutex.js"
 import * as Owners from "../internal/ownerIndex.js"
 import { provideBoth } from "../internal/storeLayer.js"
+import * as Telemetry from "../internal/telemetry.js"
 import type { OwnerIndex, SessionStore, SessionStoreError } from "../SessionStore.js"
 
 /**
@@ -178,7 +179,7 @@ export const make = (
       all: undefined,
       owners
     }
-    return store
+    return Telemetry.instrumentStore("persistence", store)
   })
 
 /**

@@ -37,6 +37,7 @@ import { promiseWithTimeout } from "../internal/promiseTimeout.js"
 import * as Redact from "../internal/redact.js"
 import * as InternalRedis from "../internal/redis.js"
 import { provideBoth } from "../internal/storeLayer.js"
+import * as Telemetry from "../internal/telemetry.js"
 import type { SessionConfigError } from "../SessionConfigError.js"
 import type { OwnerIndex, OwnerLink, SessionStore, StoredSession } from "../SessionStore.js"
 import { SessionStoreError } from "../SessionStore.js"
@@ -466,7 +467,7 @@ export const makeWithClient = (
         )
     }
 
-    return { find, commit, take, touch, delete: del, all, owners, prefix }
+    return Telemetry.instrumentStore("redis", { find, commit, take, touch, delete: del, all, owners, prefix })
   })
 
 /**

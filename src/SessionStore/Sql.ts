@@ -48,6 +48,7 @@ import { yieldToEventLoop } from "../internal/eventLoop.js"
 import * as InternalOptions from "../internal/options.js"
 import { provideBoth } from "../internal/storeLayer.js"
 import * as Sweeper from "../internal/sweeper.js"
+import * as Telemetry from "../internal/telemetry.js"
 import type { SessionConfigError } from "../SessionConfigError.js"
 import type {
   CommitMode,
@@ -204,6 +205,8 @@ export const make = (
         detail: "the SQL store supports PostgreSQL, MySQL/MariaDB and SQLite"
       })
     }
+    // Spans' and metrics' name for the backend, as `@effect/sql`'s `db.system.name` has it.
+    const system = dialect === "pg" ? "postgresql" : dialect
 
     const table = sql(tableName)
     const owners = sql(`${tableName}_owners`)
@@ -609,10 +612,10 @@ export const make = (
       return sessions
     })
 
-    yield* Sweeper.start("SQL store", interval, sweep)
+    yield* Sweeper.start("SQL store", system, interval, sweep)
 
     const store: SqlStore = { find, commit, take, touch, delete: remove, all, owners: ownerIndex, sweep }
-    return store
+    return Telemetry.instrumentStore(system, store)
   })
 
 /**

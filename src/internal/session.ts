@@ -2,6 +2,7 @@ import * as Clock from "effect/Clock"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
@@ -19,8 +20,10 @@ import type {
 } from "../Session.js"
 import { SessionValueError } from "../Session.js"
 import type { SessionError } from "../SessionManager.js"
+import * as SessionMetrics from "../SessionMetrics.js"
 import type { SessionStoreError } from "../SessionStore.js"
 import { describeIssue } from "./issues.js"
+import * as Telemetry from "./telemetry.js"
 import * as Token from "./token.js"
 
 /** The mutable state of one session within one request (or one manual load). */
@@ -57,8 +60,15 @@ export interface SessionContext {
   readonly deleteKey: (key: string) => Effect.Effect<void, SessionStoreError>
   /** Atomically takes the live entry under a store key: none when it is gone. */
   readonly takeKey: (key: string) => Effect.Effect<boolean, SessionStoreError>
-  /** Stores a session that has a new token and no store key yet, at once (it then has its key). */
-  readonly storeNew: (state: SessionState) => Effect.Effect<void, SessionError>
+  /**
+   * Stores a session that has a new token and no store key yet, at once (it then has its key):
+   * the session that was stored under `from` until its renewal.
+   */
+  readonly storeNew: (state: SessionState, from: string) => Effect.Effect<void, SessionError>
+  /** Tells metrics and events that `destroy` removed the session stored under `key`. */
+  readonly destroyed: (key: string, owner: OwnerState | undefined) => Effect.Effect<void>
+  /** Tells events that the session was bound to or unbound from `owner` (it is stored under its new key). */
+  readonly ownerChanged: (change: "bound" | "unbound", state: SessionState, owner: OwnerState) => Effect.Effect<void>
   /** Takes another session's live values from the store by its token (none if gone or undecodable). */
   readonly takeValues: (token: string) => Effect.Effect<Option.Option<Map<string, unknown>>, SessionStoreError>
   /** Fails with `Unsupported` when the store keeps no owner index. */
@@ -129,8 +139,11 @@ const undecodable = (
   }).pipe(
     Effect.tap(() =>
       Effect.logWarning(`effect-session: the value under "${error.key}" no longer decodes; it was removed`)
-    )
+    ),
+    Effect.tap(() => Metric.increment(valueReset))
   )
+
+const valueReset = Telemetry.tagged(SessionMetrics.decodeResets, { scope: "value" })
 
 // Zero-value readers for the scs-style typed getters: a value of another type reads as zero.
 const asString = (u: unknown): string => typeof u === "string" ? u : ""
@@ -262,8 +275,8 @@ const renewToken = (
     state.storeKey = undefined
     state.deadline = Math.min(now + context.lifetimeMillis, capOf(state, context))
     touchModified(state)
-    if (stored !== undefined) yield* context.storeNew(state)
-  })
+    if (stored !== undefined) yield* context.storeNew(state, stored)
+  }).pipe(Effect.withSpan("session.renew", { captureStackTrace: false }))
 
 const destroy = (state: SessionState, context: SessionContext): Effect.Effect<void, SessionStoreError> =>
   Effect.clockWith((clock) => {
@@ -272,10 +285,11 @@ const destroy = (state: SessionState, context: SessionContext): Effect.Effect<vo
     becomeDestroyed(state, context, clock.unsafeCurrentTimeMillis())
     if (key === undefined) return Effect.void
     // Deleted first: a crash in between leaves a link to nothing, which listing drops.
-    return owner === undefined
+    const deleted = owner === undefined
       ? context.deleteKey(key)
       : Effect.zipRight(context.deleteKey(key), context.unlink(owner, key))
-  })
+    return Effect.zipRight(deleted, context.destroyed(key, owner))
+  }).pipe(Effect.withSpan("session.destroy", { captureStackTrace: false }))
 
 // Owner ids and labels are kept in store keys and index rows: short, and never empty.
 const MAX_OWNER_LENGTH = 256
@@ -326,7 +340,8 @@ const bindOwner = (
     if (previous !== undefined && previous.id !== id && previousKey !== undefined) {
       yield* context.unlink(previous, previousKey)
     }
-  })
+    if (state.owner !== undefined) yield* context.ownerChanged("bound", state, state.owner)
+  }).pipe(Effect.withSpan("session.bind_owner", { captureStackTrace: false }))
 
 /** Unbinds the session from its owner and renews its token (a logout that keeps the session). */
 const unbindOwner = (state: SessionState, context: SessionContext): Effect.Effect<void, SessionError> =>
@@ -338,7 +353,8 @@ const unbindOwner = (state: SessionState, context: SessionContext): Effect.Effec
       renewing.owner = undefined
     })
     if (key !== undefined) yield* context.unlink(owner, key)
-  })
+    if (state.status !== "Destroyed") yield* context.ownerChanged("unbound", state, owner)
+  }).pipe(Effect.withSpan("session.unbind_owner", { captureStackTrace: false }))
 
 const revokeOwnerSession = (
   state: SessionState,
@@ -388,7 +404,7 @@ const mergeSession = (
     }
     touchModified(state)
     yield* renewToken(state, context)
-  })
+  }).pipe(Effect.withSpan("session.merge", { captureStackTrace: false }))
 
 const getWith = <A>(state: SessionState, read: (u: unknown) => A, name: string): Effect.Effect<A> =>
   Effect.sync(() => read(state.values.get(name)))

@@ -3,10 +3,17 @@
  * them (memory, SQL, LMDB, LevelDB): a fiber in the store's scope that runs the store's sweep
  * every `interval`, logs a failure and carries on.
  */
+import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
+import * as SessionEvents from "../SessionEvents.js"
+import * as SessionMetrics from "../SessionMetrics.js"
+import * as InternalEvents from "./events.js"
+import * as Telemetry from "./telemetry.js"
 
 // A real pause (not `Clock`) after each sweep. `TestClock.adjust`/`setTime` wakes a sleeper at
 // every instant it skips over and moves on only once every fiber is suspended: a sweeper that
@@ -21,16 +28,19 @@ const settle: Effect.Effect<void> = Effect.async<void>((resume) => {
 })
 
 /**
- * Runs `sweep` every `interval` (not at all when it is zero) until the scope closes. A failed
- * sweep is logged as a warning and retried at the next interval.
+ * Runs `sweep` (which answers how many sessions it removed) every `interval` (not at all when it
+ * is zero) until the scope closes, under a `session.sweep` span; the count goes to
+ * `SessionMetrics.expired` and, when `SessionEvents` is in context, to an `Expired` event. A
+ * failed sweep is logged as a warning and retried at the next interval.
  */
 export const start = <E>(
   what: string,
+  system: string,
   interval: Duration.Duration,
-  sweep: Effect.Effect<unknown, E>
+  sweep: Effect.Effect<number, E>
 ): Effect.Effect<void, never, Scope.Scope> =>
   Duration.greaterThan(interval, Duration.zero)
-    ? sweep.pipe(
+    ? Effect.flatMap(InternalEvents.hub, (hub) => observed(system, sweep, hub)).pipe(
       Effect.catchAllCause((cause) => Effect.logWarning(`effect-session: the ${what} sweep failed`, cause)),
       Effect.zipRight(settle),
       Effect.schedule(Schedule.fixed(interval)),
@@ -39,3 +49,32 @@ export const start = <E>(
       Effect.asVoid
     )
     : Effect.void
+
+const swept = Telemetry.tagged(SessionMetrics.expired, { source: "sweep" })
+
+const observed = <E>(
+  system: string,
+  sweep: Effect.Effect<number, E>,
+  hub: InternalEvents.Hub | undefined
+): Effect.Effect<void, E> =>
+  Telemetry.traced("session.sweep", (annotate) =>
+    Effect.flatMap(sweep, (count) => {
+      annotate(Telemetry.Attribute.swept, count)
+      if (count === 0) return Effect.void
+      return Effect.zipRight(
+        Metric.incrementBy(swept, count),
+        Effect.clockWith((clock) =>
+          Effect.sync(() =>
+            hub?.publish(() =>
+              SessionEvents.SessionEvent.Expired({
+                at: DateTime.unsafeMake(clock.unsafeCurrentTimeMillis()),
+                source: "sweep",
+                count,
+                ref: Option.none(),
+                owner: Option.none()
+              })
+            )
+          )
+        )
+      )
+    }), { attributes: { "db.system.name": system } })

@@ -1,0 +1,214 @@
+/**
+ * Spans and metrics in one place: the span names and attribute keys, and the wrappers that put
+ * every store call and every lock wait under a span and into `SessionMetrics`. Names follow
+ * Effect's own packages: `@effect/sql`'s `sql.execute` with `db.system.name` and
+ * `db.operation.name`, the platform's `http.*`. Nothing here ever sees more than a store key it
+ * passes through: no attribute, event or label is derived from a key, a token or session data.
+ */
+import * as Arr from "effect/Array"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as FiberRef from "effect/FiberRef"
+import * as Metric from "effect/Metric"
+import * as MetricLabel from "effect/MetricLabel"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import type * as Tracer from "effect/Tracer"
+import type { SessionLock } from "../SessionLock.js"
+import * as SessionMetrics from "../SessionMetrics.js"
+import type { OwnerIndex, SessionStore, SessionStoreError } from "../SessionStore.js"
+
+/** The attribute keys of our spans (beside `db.system.name` and `db.operation.name` on store calls). */
+export const Attribute = {
+  outcome: "session.outcome",
+  storeOutcome: "session.store.outcome",
+  errorType: "error.type",
+  lockSystem: "session.lock.system",
+  lockWaitMillis: "session.lock.wait_ms",
+  swept: "session.swept",
+  count: "session.count"
+} as const
+
+/**
+ * `metric` with fixed labels, updated at the price of an untagged one. `Metric.tagged` merges its
+ * labels into a new array on every update, which misses the registry's cache and hashes the
+ * whole metric key each time (about 10 µs per request on this path); here the merged labels are
+ * made once (once per set of `Effect.tagMetrics` labels), so the base metric's cache finds them.
+ */
+export const tagged = <Type, In, Out>(
+  metric: Metric.Metric<Type, In, Out>,
+  labels: Record<string, string>
+): Metric.Metric<Type, In, Out> => {
+  const own = Object.entries(labels).map(([key, value]) => MetricLabel.make(key, value))
+  const merged = new WeakMap<ReadonlyArray<MetricLabel.MetricLabel>, ReadonlyArray<MetricLabel.MetricLabel>>()
+  const labelsWith = (extra: ReadonlyArray<MetricLabel.MetricLabel>): ReadonlyArray<MetricLabel.MetricLabel> => {
+    if (extra.length === 0) return own
+    let all = merged.get(extra)
+    if (all === undefined) {
+      all = Arr.union(own, extra)
+      merged.set(extra, all)
+    }
+    return all
+  }
+  return Metric.make(
+    metric.keyType,
+    (input, extra) => metric.unsafeUpdate(input, labelsWith(extra)),
+    (extra) => metric.unsafeValue(labelsWith(extra)),
+    (input, extra) => metric.unsafeModify(input, labelsWith(extra))
+  )
+}
+
+/**
+ * Adds `by` to `metric` (with the labels of `Effect.tagMetrics` in scope) and succeeds with
+ * `value`: one step where `Metric.update` + `Effect.as` take three, on every request.
+ */
+export const record = <Type, In, Out, A>(metric: Metric.Metric<Type, In, Out>, by: In, value: A): Effect.Effect<A> =>
+  FiberRef.getWith(FiberRef.currentMetricLabels, (labels) => {
+    metric.unsafeUpdate(by, labels)
+    return Effect.succeed(value)
+  })
+
+const spanOptions = (
+  kind: Tracer.SpanKind,
+  attributes: Record<string, unknown> | undefined
+): Tracer.SpanOptions => ({ kind, attributes, captureStackTrace: false })
+
+/** Sets an attribute on the current operation's span (a no-op when no tracer records it). */
+export type Annotate = (key: string, value: unknown) => void
+
+const ignore: Annotate = () => {}
+
+// The tracer Effect runs with when none is installed: its spans go nowhere, so on the request
+// path we make none (a span with its parent link costs several µs, more than the memory store's
+// whole `find`). Any installed tracer (`@effect/opentelemetry`, `Layer.setTracer`, DevTools) gets them.
+const nativeTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
+
+/**
+ * Runs `effect` under a span named `name`, the parent of everything it runs, when a tracer is
+ * installed; `onExit` sees the outcome and may set attributes on the span through `annotate`.
+ */
+const spanned = <A, E, R>(
+  name: string,
+  options: Tracer.SpanOptions,
+  effect: Effect.Effect<A, E, R>,
+  onExit: (exit: Exit.Exit<A, E>, annotate: Annotate) => Effect.Effect<void>
+): Effect.Effect<A, E, R> =>
+  Effect.tracerWith((tracer) =>
+    tracer === nativeTracer
+      ? Effect.onExit(effect, (exit) => onExit(exit, ignore))
+      : Effect.useSpan(name, options, (span) =>
+        Effect.onExit(Effect.withParentSpan(effect, span), (exit) =>
+          onExit(exit, (key, value) => span.attribute(key, value))))
+  )
+
+/**
+ * Runs `f` under a span named `name` (see `spanned`); `f` sets attributes through `annotate`.
+ */
+export const traced = <A, E, R>(
+  name: string,
+  f: (annotate: Annotate) => Effect.Effect<A, E, R>,
+  options?: { readonly kind?: Tracer.SpanKind; readonly attributes?: Record<string, unknown> }
+): Effect.Effect<A, E, R> =>
+  Effect.tracerWith((tracer) =>
+    tracer === nativeTracer
+      ? f(ignore)
+      : Effect.useSpan(
+        name,
+        spanOptions(options?.kind ?? "internal", options?.attributes),
+        (span) => Effect.withParentSpan(f((key, value) => span.attribute(key, value)), span)
+      )
+  )
+
+/** The typed reason of a failure, `Defect` for a defect, undefined for an interruption. */
+const reasonOf = <E extends { readonly reason: string }>(cause: Cause.Cause<E>): string | undefined => {
+  const failure = Cause.failureOption(cause)
+  if (Option.isSome(failure)) return failure.value.reason
+  return Cause.isInterruptedOnly(cause) ? undefined : "Defect"
+}
+
+type Operation = SessionStoreError["operation"]
+
+/**
+ * Wraps `store` so that each call feeds `storeDuration` and `storeErrors`, and runs under a
+ * `session.store.<operation>` client span carrying the store's `db.system.name` and the call's
+ * outcome when a tracer is installed. Extra members of a backend's own service are kept as they are.
+ */
+export const instrumentStore = <S extends SessionStore>(system: string, store: S): S => {
+  const call = <A, Args extends ReadonlyArray<unknown>, R>(
+    operation: Operation,
+    run: (...args: Args) => Effect.Effect<A, SessionStoreError, R>,
+    outcomeOf?: (a: A) => string
+  ): (...args: Args) => Effect.Effect<A, SessionStoreError, R> => {
+    const name = `session.store.${operation}`
+    const options = spanOptions("client", { "db.system.name": system, "db.operation.name": operation })
+    const duration = tagged(SessionMetrics.storeDuration, { store: system, operation })
+    return (...args) =>
+      Effect.clockWith((clock) => {
+        const start = clock.unsafeCurrentTimeNanos()
+        return spanned(name, options, run(...args), (exit, annotate) => {
+          const seconds = Number(clock.unsafeCurrentTimeNanos() - start) / 1e9
+          if (Exit.isSuccess(exit)) {
+            if (outcomeOf !== undefined) annotate(Attribute.storeOutcome, outcomeOf(exit.value))
+            return record(duration, seconds, undefined)
+          }
+          const reason = reasonOf(exit.cause)
+          if (reason === undefined) return Effect.void
+          annotate(Attribute.errorType, reason)
+          return Effect.zipRight(
+            Metric.update(duration, seconds),
+            Metric.increment(tagged(SessionMetrics.storeErrors, { store: system, operation, reason }))
+          )
+        })
+      })
+  }
+  const foundOrMissing = (found: Option.Option<unknown>) => Option.isSome(found) ? "found" : "missing"
+  const owners = store.owners
+  const index: OwnerIndex | undefined = owners === undefined ? undefined : {
+    link: call("link", owners.link, (result) => result),
+    list: call("list", owners.list),
+    revoke: call("revoke", owners.revoke),
+    unlink: call("unlink", owners.unlink)
+  }
+  const all = store.all
+  return {
+    ...store,
+    find: call("find", store.find, foundOrMissing),
+    commit: call("commit", store.commit, (result) => result),
+    take: call("take", store.take, foundOrMissing),
+    touch: call("touch", store.touch, (result) => result),
+    delete: call("delete", store.delete),
+    all: all === undefined ? undefined : Stream.withSpan(all, "session.store.all", {
+      ...spanOptions("client", { "db.system.name": system, "db.operation.name": "all" })
+    }),
+    owners: index
+  }
+}
+
+/**
+ * Wraps a lock so that each `acquire` feeds `lockWait` and `lockFailures`, and runs under a
+ * `session.lock.acquire` span carrying the wait when a tracer is installed.
+ */
+export const instrumentLock = <L extends SessionLock>(system: string, lock: L): L => {
+  const wait = tagged(SessionMetrics.lockWait, { lock: system })
+  const options = spanOptions("internal", { [Attribute.lockSystem]: system })
+  return {
+    ...lock,
+    acquire: (key, acquireOptions) =>
+      Effect.clockWith((clock) => {
+        const start = clock.unsafeCurrentTimeNanos()
+        return spanned("session.lock.acquire", options, lock.acquire(key, acquireOptions), (exit, annotate) => {
+          const nanos = Number(clock.unsafeCurrentTimeNanos() - start)
+          annotate(Attribute.lockWaitMillis, nanos / 1e6)
+          if (Exit.isSuccess(exit)) return record(wait, nanos / 1e9, undefined)
+          const reason = reasonOf(exit.cause)
+          if (reason === undefined) return Effect.void
+          annotate(Attribute.errorType, reason)
+          return Effect.zipRight(
+            Metric.update(wait, nanos / 1e9),
+            Metric.increment(tagged(SessionMetrics.lockFailures, { lock: system, reason }))
+          )
+        })
+      })
+  }
+}
