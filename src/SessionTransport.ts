@@ -460,10 +460,41 @@ export const header = (options: HeaderOptions = {}): SessionTransport => {
 }
 
 /**
- * The header transport as the `SessionTransport`.
+ * The headers the header transport carries a token in, as `Headers.currentRedactedNames` wants them.
+ *
+ * @since 0.2.0
+ * @category transports
+ */
+export const headerNames = (options: HeaderOptions = {}): ReadonlyArray<string> => [
+  (options.requestHeader ?? "Authorization").toLowerCase(),
+  (options.responseHeader ?? "X-Session-Token").toLowerCase()
+]
+
+/**
+ * Adds the header transport's token headers to `Headers.currentRedactedNames` for the layers built
+ * on top of this one, so that the platform's `http.server` span (which records every request and
+ * response header but the redacted ones) shows `<redacted>` instead of a token. `layerHeader`
+ * includes it; use it beside `SessionMiddleware.make({ transport: SessionTransport.header(...) })`,
+ * beneath the server layer:
+ *
+ * ```ts
+ * HttpServer.serve(app).pipe(Layer.provide(SessionTransport.layerRedactHeaders(options)))
+ * ```
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerRedactHeaders = (options?: HeaderOptions): Layer.Layer<never> =>
+  Layer.scopedDiscard(
+    Effect.locallyScopedWith(Headers.currentRedactedNames, (names) => [...names, ...headerNames(options)])
+  )
+
+/**
+ * The header transport as the `SessionTransport`, with its token headers redacted from the
+ * platform's spans for the layers built on top of it (see `layerRedactHeaders`).
  *
  * @since 0.2.0
  * @category layers
  */
 export const layerHeader = (options?: HeaderOptions): Layer.Layer<SessionTransport> =>
-  Layer.succeed(SessionTransport, header(options))
+  Layer.merge(Layer.succeed(SessionTransport, header(options)), layerRedactHeaders(options))
