@@ -277,7 +277,9 @@ export const make = (options?: Options): Effect.Effect<SessionManager, SessionCo
   Effect.gen(function*() {
     const resolved = yield* resolveOptions(options)
     const store = yield* SessionStore
-    return makeWith(resolved, store, yield* InternalEvents.hub)
+    // A store of your own gets the same store spans and metrics as the built-in ones, as `custom`.
+    const observed = Telemetry.isInstrumented(store) ? store : Telemetry.instrumentStore("custom", store)
+    return makeWith(resolved, observed, yield* InternalEvents.hub)
   })
 
 // UTF-8 length without encoding: the limit is checked on every write.

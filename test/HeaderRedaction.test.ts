@@ -25,7 +25,7 @@ const app = Effect.gen(function*() {
 const SessionLive = SessionManager.layer().pipe(Layer.provide(MemoryStore.layer()))
 
 // Requests with the token in a custom header, then the token found in the spans' strings (or not).
-const tokensInSpans = (server: Layer.Layer<never, never, HttpServer.HttpServer>) => {
+const tokensInSpans = <E>(server: Layer.Layer<never, E, HttpServer.HttpServer>) => {
   const otel = makeOtel()
   return Effect.gen(function*() {
     const tokens = yield* Effect.scoped(Effect.gen(function*() {

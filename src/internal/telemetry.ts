@@ -134,6 +134,12 @@ type Operation = SessionStoreError["operation"]
  * `session.store.<operation>` client span carrying the store's `db.system.name` and the call's
  * outcome when a tracer is installed. Extra members of a backend's own service are kept as they are.
  */
+// Marks a store already wrapped, so that the manager wraps only stores made elsewhere.
+const Instrumented = Symbol.for("effect-session/InstrumentedStore")
+
+/** Whether `store` was wrapped by `instrumentStore` (every built-in backend's is). */
+export const isInstrumented = (store: SessionStore): boolean => Instrumented in store
+
 export const instrumentStore = <S extends SessionStore>(system: string, store: S): S => {
   const call = <A, Args extends ReadonlyArray<unknown>, R>(
     operation: Operation,
@@ -181,7 +187,8 @@ export const instrumentStore = <S extends SessionStore>(system: string, store: S
     all: all === undefined ? undefined : Stream.withSpan(all, "session.store.all", {
       ...spanOptions("client", { "db.system.name": system, "db.operation.name": "all" })
     }),
-    owners: index
+    owners: index,
+    [Instrumented]: true
   }
 }
 
