@@ -7,6 +7,8 @@
  */
 import * as Arr from "effect/Array"
 import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberRef from "effect/FiberRef"
@@ -85,25 +87,41 @@ const ignore: Annotate = () => {}
 const nativeTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
 
 /**
- * Runs `effect` under a span named `name`, the parent of everything it runs, when a tracer is
- * installed; `onExit` sees the outcome and may set attributes on the span through `annotate`.
+ * Runs `effect` timed by the `Clock`, under a span named `name` (the parent of everything it
+ * runs) when a tracer is installed. `onExit` gets the outcome, the seconds it took, the metric
+ * labels in scope and a way to set attributes on the span, and records what it needs at once:
+ * one step on the way in, one on the way out, on every store call.
  */
-const spanned = <A, E, R>(
+const timed = <A, E, R>(
   name: string,
   options: Tracer.SpanOptions,
   effect: Effect.Effect<A, E, R>,
-  onExit: (exit: Exit.Exit<A, E>, annotate: Annotate) => Effect.Effect<void>
+  onExit: (
+    exit: Exit.Exit<A, E>,
+    seconds: number,
+    labels: ReadonlyArray<MetricLabel.MetricLabel>,
+    annotate: Annotate
+  ) => void
 ): Effect.Effect<A, E, R> =>
-  Effect.tracerWith((tracer) =>
-    tracer === nativeTracer
-      ? Effect.onExit(effect, (exit) => onExit(exit, ignore))
+  Effect.withFiberRuntime((fiber) => {
+    const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+    const labels = fiber.getFiberRef(FiberRef.currentMetricLabels)
+    const start = clock.unsafeCurrentTimeNanos()
+    const end = (exit: Exit.Exit<A, E>, annotate: Annotate) => {
+      onExit(exit, Number(clock.unsafeCurrentTimeNanos() - start) / 1e9, labels, annotate)
+      return Effect.void
+    }
+    return fiber.currentTracer === nativeTracer
+      ? Effect.onExit(effect, (exit) => end(exit, ignore))
       : Effect.useSpan(name, options, (span) =>
         Effect.onExit(Effect.withParentSpan(effect, span), (exit) =>
-          onExit(exit, (key, value) => span.attribute(key, value))))
-  )
+          end(exit, (key, value) =>
+            span.attribute(key, value))))
+  })
 
 /**
- * Runs `f` under a span named `name` (see `spanned`); `f` sets attributes through `annotate`.
+ * Runs `f` under a span named `name`, the parent of everything it runs, when a tracer is
+ * installed; `f` sets attributes on it through `annotate`.
  */
 export const traced = <A, E, R>(
   name: string,
@@ -111,7 +129,7 @@ export const traced = <A, E, R>(
   options?: { readonly kind?: Tracer.SpanKind; readonly attributes?: Record<string, unknown> }
 ): Effect.Effect<A, E, R> =>
   Effect.tracerWith((tracer) =>
-    tracer === nativeTracer
+    false
       ? f(ignore)
       : Effect.useSpan(
         name,
@@ -129,17 +147,17 @@ const reasonOf = <E extends { readonly reason: string }>(cause: Cause.Cause<E>):
 
 type Operation = SessionStoreError["operation"]
 
-/**
- * Wraps `store` so that each call feeds `storeDuration` and `storeErrors`, and runs under a
- * `session.store.<operation>` client span carrying the store's `db.system.name` and the call's
- * outcome when a tracer is installed. Extra members of a backend's own service are kept as they are.
- */
 // Marks a store already wrapped, so that the manager wraps only stores made elsewhere.
 const Instrumented = Symbol.for("effect-session/InstrumentedStore")
 
 /** Whether `store` was wrapped by `instrumentStore` (every built-in backend's is). */
 export const isInstrumented = (store: SessionStore): boolean => Instrumented in store
 
+/**
+ * Wraps `store` so that each call feeds `storeDuration` and `storeErrors`, and runs under a
+ * `session.store.<operation>` client span carrying the store's `db.system.name` and the call's
+ * outcome when a tracer is installed. Extra members of a backend's own service are kept as they are.
+ */
 export const instrumentStore = <S extends SessionStore>(system: string, store: S): S => {
   const call = <A, Args extends ReadonlyArray<unknown>, R>(
     operation: Operation,
@@ -150,22 +168,16 @@ export const instrumentStore = <S extends SessionStore>(system: string, store: S
     const options = spanOptions("client", { "db.system.name": system, "db.operation.name": operation })
     const duration = tagged(SessionMetrics.storeDuration, { store: system, operation })
     return (...args) =>
-      Effect.clockWith((clock) => {
-        const start = clock.unsafeCurrentTimeNanos()
-        return spanned(name, options, run(...args), (exit, annotate) => {
-          const seconds = Number(clock.unsafeCurrentTimeNanos() - start) / 1e9
-          if (Exit.isSuccess(exit)) {
-            if (outcomeOf !== undefined) annotate(Attribute.storeOutcome, outcomeOf(exit.value))
-            return record(duration, seconds, undefined)
-          }
-          const reason = reasonOf(exit.cause)
-          if (reason === undefined) return Effect.void
-          annotate(Attribute.errorType, reason)
-          return Effect.zipRight(
-            Metric.update(duration, seconds),
-            Metric.increment(tagged(SessionMetrics.storeErrors, { store: system, operation, reason }))
-          )
-        })
+      timed(name, options, run(...args), (exit, seconds, labels, annotate) => {
+        if (Exit.isSuccess(exit)) {
+          if (outcomeOf !== undefined) annotate(Attribute.storeOutcome, outcomeOf(exit.value))
+          return duration.unsafeUpdate(seconds, labels)
+        }
+        const reason = reasonOf(exit.cause)
+        if (reason === undefined) return
+        annotate(Attribute.errorType, reason)
+        duration.unsafeUpdate(seconds, labels)
+        tagged(SessionMetrics.storeErrors, { store: system, operation, reason }).unsafeUpdate(1, labels)
       })
   }
   const foundOrMissing = (found: Option.Option<unknown>) => Option.isSome(found) ? "found" : "missing"
@@ -202,20 +214,14 @@ export const instrumentLock = <L extends SessionLock>(system: string, lock: L): 
   return {
     ...lock,
     acquire: (key, acquireOptions) =>
-      Effect.clockWith((clock) => {
-        const start = clock.unsafeCurrentTimeNanos()
-        return spanned("session.lock.acquire", options, lock.acquire(key, acquireOptions), (exit, annotate) => {
-          const nanos = Number(clock.unsafeCurrentTimeNanos() - start)
-          annotate(Attribute.lockWaitMillis, nanos / 1e6)
-          if (Exit.isSuccess(exit)) return record(wait, nanos / 1e9, undefined)
-          const reason = reasonOf(exit.cause)
-          if (reason === undefined) return Effect.void
-          annotate(Attribute.errorType, reason)
-          return Effect.zipRight(
-            Metric.update(wait, nanos / 1e9),
-            Metric.increment(tagged(SessionMetrics.lockFailures, { lock: system, reason }))
-          )
-        })
+      timed("session.lock.acquire", options, lock.acquire(key, acquireOptions), (exit, seconds, labels, annotate) => {
+        annotate(Attribute.lockWaitMillis, seconds * 1e3)
+        wait.unsafeUpdate(seconds, labels)
+        if (Exit.isSuccess(exit)) return
+        const reason = reasonOf(exit.cause)
+        if (reason === undefined) return
+        annotate(Attribute.errorType, reason)
+        tagged(SessionMetrics.lockFailures, { lock: system, reason }).unsafeUpdate(1, labels)
       })
   }
 }
