@@ -343,12 +343,15 @@ export const make = (
       })
 
     // Counts the sessions it deleted; owner records go along uncounted.
-    const sweep: Effect.Effect<number, SessionStoreError> = Effect.gen(function*() {
-      const now = yield* Clock.currentTimeMillis
-      const deleted = yield* drain((after) => sweepBatch(now, after))
-      yield* drain((after) => sweepLinksBatch(now, after))
-      return deleted
-    })
+    const sweep: Effect.Effect<number, SessionStoreError> = yield* Sweeper.observe(
+      "leveldb",
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const deleted = yield* drain((after) => sweepBatch(now, after))
+        yield* drain((after) => sweepLinksBatch(now, after))
+        return deleted
+      })
+    )
 
     const owners: OwnerIndex = {
       link: (owner, handle, key, until) =>
@@ -415,7 +418,7 @@ export const make = (
         )
     }
 
-    yield* Sweeper.start("LevelDB store", "leveldb", interval, sweep)
+    yield* Sweeper.start("LevelDB store", interval, sweep)
 
     const entriesPage = (after: string | undefined) =>
       readPage(

@@ -272,12 +272,15 @@ export const make = (options: Options): Effect.Effect<LmdbStore, SessionStoreErr
       })
 
     // Counts the sessions it deleted; owner records go along uncounted.
-    const sweep: Effect.Effect<number, SessionStoreError> = Effect.gen(function*() {
-      const now = yield* Clock.currentTimeMillis
-      const deleted = yield* drain(sweepBatch(now))
-      yield* drain(sweepLinksBatch(now))
-      return deleted
-    })
+    const sweep: Effect.Effect<number, SessionStoreError> = yield* Sweeper.observe(
+      "lmdb",
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        const deleted = yield* drain(sweepBatch(now))
+        yield* drain(sweepLinksBatch(now))
+        return deleted
+      })
+    )
 
     const owners: OwnerIndex = {
       link: (owner, handle, key, until) =>
@@ -322,7 +325,7 @@ export const make = (options: Options): Effect.Effect<LmdbStore, SessionStoreErr
         })
     }
 
-    yield* Sweeper.start("LMDB store", "lmdb", interval, sweep)
+    yield* Sweeper.start("LMDB store", interval, sweep)
 
     const page = (cursor: string | undefined, now: number) =>
       Effect.try({

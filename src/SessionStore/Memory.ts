@@ -168,48 +168,51 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, SessionC
     }
     yield* Effect.addFinalizer(() => Effect.sync(() => held(-count())))
 
-    const sweepOnce: Effect.Effect<number> = Effect.gen(function*() {
-      const now = yield* Clock.currentTimeMillis
-      sweeping = true
-      earliestWrittenDuringSweep = Infinity
-      let earliestKept = Infinity
-      let deleted = 0
-      let examined = 0
-      // Map iterators tolerate deletion and insertion while iterating. Iterating keys, not
-      // [key, entry] pairs, allocates nothing per entry (less garbage-collector work mid-sweep).
-      for (const shard of shards) {
-        for (const key of shard.keys()) {
-          const entry = shard.get(key)
-          if (entry !== undefined) {
-            if (entry.expiresAt <= now) {
-              shard.delete(key)
-              deleted++
-            } else if (entry.expiresAt < earliestKept) {
-              earliestKept = entry.expiresAt
+    const sweepOnce: Effect.Effect<number> = yield* Sweeper.observe(
+      "memory",
+      Effect.gen(function*() {
+        const now = yield* Clock.currentTimeMillis
+        sweeping = true
+        earliestWrittenDuringSweep = Infinity
+        let earliestKept = Infinity
+        let deleted = 0
+        let examined = 0
+        // Map iterators tolerate deletion and insertion while iterating. Iterating keys, not
+        // [key, entry] pairs, allocates nothing per entry (less garbage-collector work mid-sweep).
+        for (const shard of shards) {
+          for (const key of shard.keys()) {
+            const entry = shard.get(key)
+            if (entry !== undefined) {
+              if (entry.expiresAt <= now) {
+                shard.delete(key)
+                deleted++
+              } else if (entry.expiresAt < earliestKept) {
+                earliestKept = entry.expiresAt
+              }
             }
+            if (++examined % batchSize === 0) yield* yieldToEventLoop
           }
-          if (++examined % batchSize === 0) yield* yieldToEventLoop
         }
-      }
-      held(-deleted)
-      earliestExpiry = Math.min(earliestKept, earliestWrittenDuringSweep)
-      for (const [owner, links] of owners) {
-        for (const [handle, link] of links) {
-          if (link.until <= now) links.delete(handle)
-          if (++examined % batchSize === 0) yield* yieldToEventLoop
+        held(-deleted)
+        earliestExpiry = Math.min(earliestKept, earliestWrittenDuringSweep)
+        for (const [owner, links] of owners) {
+          for (const [handle, link] of links) {
+            if (link.until <= now) links.delete(handle)
+            if (++examined % batchSize === 0) yield* yieldToEventLoop
+          }
+          if (links.size === 0) owners.delete(owner)
         }
-        if (links.size === 0) owners.delete(owner)
-      }
-      return deleted
-    }).pipe(Effect.ensuring(Effect.sync(() => {
-      sweeping = false
-    })))
+        return deleted
+      }).pipe(Effect.ensuring(Effect.sync(() => {
+        sweeping = false
+      })))
+    )
 
     // One sweep at a time: the background one and those of creates that found the store full.
     const sweepLock = yield* Effect.makeSemaphore(1)
     const sweep: Effect.Effect<number> = sweepLock.withPermits(1)(sweepOnce)
 
-    yield* Sweeper.start("memory store", "memory", interval, sweep)
+    yield* Sweeper.start("memory store", interval, sweep)
 
     const full = () =>
       new SessionStoreError({ reason: "Unavailable", operation: "commit", detail: "memory store full" })

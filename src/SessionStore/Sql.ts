@@ -606,13 +606,16 @@ export const make = (
         }
       })
 
-    const sweep: Effect.Effect<number, SessionStoreError> = Effect.gen(function*() {
-      const sessions = yield* inBatches((now) => deletePast(table, "token", "expiry", now))
-      yield* inBatches((now) => deletePast(owners, "owner, handle", "until", now))
-      return sessions
-    })
+    const sweep: Effect.Effect<number, SessionStoreError> = yield* Sweeper.observe(
+      system,
+      Effect.gen(function*() {
+        const sessions = yield* inBatches((now) => deletePast(table, "token", "expiry", now))
+        yield* inBatches((now) => deletePast(owners, "owner, handle", "until", now))
+        return sessions
+      })
+    )
 
-    yield* Sweeper.start("SQL store", system, interval, sweep)
+    yield* Sweeper.start("SQL store", interval, sweep)
 
     const store: SqlStore = { find, commit, take, touch, delete: remove, all, owners: ownerIndex, sweep }
     return Telemetry.instrumentStore(system, store)

@@ -335,6 +335,8 @@ const bindOwner = (
       // Logged out or revoked meanwhile: the login still logs in, as a new, empty session.
       Object.assign(state, freshState(yield* Clock.currentTimeMillis, context.lifetimeMillis))
       state.owner = { id, handle: Token.handle(), label }
+      // Its token now, not at its first write, so the `OwnerBound` event can name it.
+      state.token = Token.generate()
       touchModified(state)
     }
     if (previous !== undefined && previous.id !== id && previousKey !== undefined) {

@@ -1,12 +1,11 @@
 /**
  * The one background sweep, for the stores that keep expired entries until something removes
  * them (memory, SQL, LMDB, LevelDB): a fiber in the store's scope that runs the store's sweep
- * every `interval`, logs a failure and carries on.
+ * every `interval`, logs a failure and carries on; and what every sweep reports (`observe`).
  */
 import * as DateTime from "effect/DateTime"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
@@ -28,19 +27,16 @@ const settle: Effect.Effect<void> = Effect.async<void>((resume) => {
 })
 
 /**
- * Runs `sweep` (which answers how many sessions it removed) every `interval` (not at all when it
- * is zero) until the scope closes, under a `session.sweep` span; the count goes to
- * `SessionMetrics.expired` and, when `SessionEvents` is in context, to an `Expired` event. A
- * failed sweep is logged as a warning and retried at the next interval.
+ * Runs `sweep` every `interval` (not at all when it is zero) until the scope closes. A failed
+ * sweep is logged as a warning and retried at the next interval.
  */
 export const start = <E>(
   what: string,
-  system: string,
   interval: Duration.Duration,
   sweep: Effect.Effect<number, E>
 ): Effect.Effect<void, never, Scope.Scope> =>
   Duration.greaterThan(interval, Duration.zero)
-    ? Effect.flatMap(InternalEvents.hub, (hub) => observed(system, sweep, hub)).pipe(
+    ? sweep.pipe(
       Effect.catchAllCause((cause) => Effect.logWarning(`effect-session: the ${what} sweep failed`, cause)),
       Effect.zipRight(settle),
       Effect.schedule(Schedule.fixed(interval)),
@@ -52,19 +48,24 @@ export const start = <E>(
 
 const swept = Telemetry.tagged(SessionMetrics.expired, { source: "sweep" })
 
-const observed = <E>(
+/**
+ * `sweep` (which answers how many expired sessions it removed) under a `session.sweep` span, its
+ * count added to `SessionMetrics.expired` and, when `SessionEvents` is in the context the store is
+ * built in, published as an `Expired` event. Every sweep of a store goes through it: the
+ * background one, and those a store runs on demand.
+ */
+export const observe = <E>(
   system: string,
-  sweep: Effect.Effect<number, E>,
-  hub: InternalEvents.Hub | undefined
-): Effect.Effect<void, E> =>
-  Telemetry.traced("session.sweep", (annotate) =>
-    Effect.flatMap(sweep, (count) => {
-      annotate(Telemetry.Attribute.swept, count)
-      if (count === 0) return Effect.void
-      return Effect.zipRight(
-        Metric.incrementBy(swept, count),
-        Effect.clockWith((clock) =>
-          Effect.sync(() =>
+  sweep: Effect.Effect<number, E>
+): Effect.Effect<Effect.Effect<number, E>> =>
+  Effect.map(
+    InternalEvents.hub,
+    (hub) =>
+      Telemetry.traced("session.sweep", (annotate) =>
+        Effect.flatMap(sweep, (count) => {
+          annotate(Telemetry.Attribute.swept, count)
+          if (count === 0) return Effect.succeed(0)
+          return Effect.clockWith((clock) => {
             hub?.publish(() =>
               SessionEvents.SessionEvent.Expired({
                 at: DateTime.unsafeMake(clock.unsafeCurrentTimeMillis()),
@@ -74,7 +75,7 @@ const observed = <E>(
                 owner: Option.none()
               })
             )
-          )
-        )
-      )
-    }), { attributes: { "db.system.name": system } })
+            return Telemetry.record(swept, count, count)
+          })
+        }), { attributes: { "db.system.name": system } })
+  )
