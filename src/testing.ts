@@ -6,3 +6,9 @@
  */
 export * from "./testing/LockConformance.js"
 export * from "./testing/StoreConformance.js"
+/**
+ * The span audit both suites run every case under: no key, token or payload in any span.
+ *
+ * @since 0.2.0
+ */
+export * as SpanAudit from "./testing/SpanAudit.js"

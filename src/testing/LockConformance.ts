@@ -29,6 +29,7 @@ import * as TestClock from "effect/TestClock"
 import { randomUUID } from "node:crypto"
 import { SessionLock } from "../SessionLock.js"
 import type { SessionLockError } from "../SessionLock.js"
+import * as SpanAudit from "./SpanAudit.js"
 
 /**
  * A lock backend to check, and what it promises.
@@ -69,12 +70,20 @@ const LIVE_GRACE = "50 millis"
 const MAX_YIELDS = 10_000
 
 /**
- * Registers the conformance tests of the `SessionLock` contract for `subject`.
+ * Registers the conformance tests of the `SessionLock` contract for `subject`. Every case runs
+ * under the span audit (see `SpanAudit`): it fails if a key given to the lock shows in any span.
  *
  * @since 0.2.0
  * @category tests
  */
-export const lockConformance = (subject: LockConformanceOptions): void => {
+export const lockConformance = (given: LockConformanceOptions): void => {
+  // Every key given to the locks the cases build is recorded for the span audit of that case.
+  const crossProcessGiven = given.crossProcess
+  const subject: LockConformanceOptions = {
+    ...given,
+    layer: SpanAudit.recordingLockLayer(given.layer),
+    crossProcess: crossProcessGiven === undefined ? undefined : SpanAudit.recordingLockLayer(crossProcessGiven)
+  }
   const live = subject.clock === "live"
   const describeOrSkip = subject.skip === undefined ? describe : describe.skip
   // Keys of this run only: a shared backend may hold keys of other runs.
@@ -89,8 +98,11 @@ export const lockConformance = (subject: LockConformanceOptions): void => {
   /** How many sleeps are scheduled on the `TestClock` now (none live). */
   const timersNow = live ? Effect.succeed(0) : Effect.map(TestClock.sleeps(), Chunk.size)
 
+  // Each case under the span audit: no lock key in any span made meanwhile.
   const test = (name: string, body: Effect.Effect<void, unknown, Scope.Scope>) =>
-    live ? it.scopedLive(name, () => body, 60_000) : it.scoped(name, () => body)
+    live
+      ? it.scopedLive(name, () => SpanAudit.audited(body), 60_000)
+      : it.scoped(name, () => SpanAudit.audited(body))
 
   /** Takes `key` in a scope of its own (closed with the test's at the latest); close it to release. */
   const hold = (lock: SessionLock, key: string) =>

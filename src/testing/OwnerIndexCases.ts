@@ -15,6 +15,7 @@ import type { OwnerSession } from "../Session.js"
 import * as SessionManager from "../SessionManager.js"
 import type { OwnerIndex } from "../SessionStore.js"
 import { SessionStore, SessionStoreError } from "../SessionStore.js"
+import * as SpanAudit from "./SpanAudit.js"
 
 type Case = <A, E>(name: string, body: Effect.Effect<A, E, SessionStore | Scope.Scope>) => void
 
@@ -211,7 +212,11 @@ export const ownerIndexCases = (test: Case, start: number): void => {
 }
 
 const managerOn = (options: SessionManager.Options = {}) =>
-  Effect.flatMap(SessionStore, (store) => Effect.provideService(SessionManager.make(options), SessionStore, store))
+  Effect.flatMap(
+    SessionStore,
+    (store) =>
+      Effect.map(Effect.provideService(SessionManager.make(options), SessionStore, store), SpanAudit.recordingManager)
+  )
 
 const tokenOf = (outcome: SessionManager.CommitOutcome): Effect.Effect<Redacted.Redacted<string>> =>
   outcome._tag === "Written"

@@ -34,6 +34,7 @@ import * as SessionManager from "../SessionManager.js"
 import { SessionStore, SessionStoreError } from "../SessionStore.js"
 import type { StoredEntry, StoredSession } from "../SessionStore.js"
 import { ownerIndexCases, ownerManagerCases, unsupportedOwnerCases } from "./OwnerIndexCases.js"
+import * as SpanAudit from "./SpanAudit.js"
 
 /**
  * What `storeConformance` needs to know about a store. `R` is whatever else the store's layer
@@ -139,7 +140,23 @@ const collectAll = (store: SessionStore): Effect.Effect<ReadonlyArray<StoredSess
 const found = (data: string, expiresAt: number): Option.Option<StoredEntry> => Option.some({ data, expiresAt })
 
 const managerOn = (store: SessionStore, options: SessionManager.Options = {}) =>
-  Effect.provideService(SessionManager.make(options), SessionStore, store)
+  Effect.map(Effect.provideService(SessionManager.make(options), SessionStore, store), SpanAudit.recordingManager)
+
+// Every store a case builds, from any of the layers it is given, records the keys and payloads it
+// sees for the span audit of that case.
+const recordingOptions = <R>(options: StoreConformanceOptions<R>): StoreConformanceOptions<R> => {
+  const { durable, paging } = options
+  return {
+    ...options,
+    layer: SpanAudit.recordingStoreLayer(options.layer),
+    paging: paging === undefined
+      ? undefined
+      : { layer: (pageSize) => SpanAudit.recordingStoreLayer(paging.layer(pageSize)) },
+    durable: durable === undefined
+      ? undefined
+      : { storage: Effect.map(durable.storage, SpanAudit.recordingStoreLayer) }
+  }
+}
 
 /**
  * A store built in the current scope under a `Clock` that reports every sleep its fibers start.
@@ -204,18 +221,25 @@ const untilAsleep = <E, R>(done: Effect.Effect<boolean, E, R>, nextSleep: Effect
  * bringing back a destroyed or renewed session). The optional
  * `paging`, `durable` and `sweep` options add the cases of those capabilities.
  *
+ * Every case also runs under the span audit (see `SpanAudit`): the keys and payloads its stores
+ * see and the tokens its managers hand out are recorded, and the case fails if one of them shows
+ * in any span made meanwhile (the library's, the store's, its driver's), a failure's rendered
+ * cause included.
+ *
  * @since 0.2.0
  * @category conformance
  */
-export const storeConformance = <R = never>(options: StoreConformanceOptions<R>): void => {
+export const storeConformance = <R = never>(given: StoreConformanceOptions<R>): void => {
+  const options = recordingOptions(given)
   const describeOrSkip = options.skip === undefined ? describe : describe.skip
   const title = `SessionStore conformance: ${options.name}${
     options.skip === undefined ? "" : ` (skipped: ${options.skip})`
   }`
   describeOrSkip(title, () => {
-    // The clock is set before the store exists, so that a sweep schedule starts from START.
+    // The clock is set before the store exists, so that a sweep schedule starts from START; the
+    // span audit's tracer too, so that the spans of building the store and of its sweep count.
     const bare = <A, E>(name: string, body: Effect.Effect<A, E, Scope.Scope>) =>
-      it.scoped(name, () => Effect.zipRight(TestClock.setTime(START), body), 30_000)
+      it.scoped(name, () => Effect.zipRight(TestClock.setTime(START), SpanAudit.audited(body)), 30_000)
     const test = <A, E>(name: string, body: Effect.Effect<A, E, SessionStore | R | Scope.Scope>) =>
       bare(name, Effect.provide(body, options.layer))
     const hour = Duration.toMillis("1 hour")
