@@ -3,6 +3,12 @@
  * @fastify/session, each against its own bare framework, plus memory, scale, sweep, the
  * network stores and the owner index. See BENCHMARKS.md for the method.
  *
+ * The http section also runs bare-effect and effect-session with the OpenTelemetry SDK installed
+ * (`bare-effect-otel`, `effect-session-otel`: spans batched to an exporter that discards them, a
+ * periodic metric reader), and reports what tracing adds: effect-session-otel against
+ * effect-session, and of that, what the platform's own `http.server` span costs (bare-effect-otel
+ * against bare-effect).
+ *
  * Options:
  *   --duration S      seconds per measured run (default 10; --quick: 3)
  *   --warmup S        seconds of warm-up per server and route, discarded (default 3; --quick: 1)
@@ -15,6 +21,8 @@
  *   --quick           short runs, for a smoke test
  *   --json            print one JSON object on stdout (progress goes to stderr)
  *   --no-pin          do not pin the load generator and the servers to separate CPU cores
+ *   --no-otel         leave out bare-effect-otel and effect-session-otel (and the OpenTelemetry
+ *                     overhead table): the http section takes two servers' time less
  */
 import autocannon from "autocannon"
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
@@ -51,6 +59,7 @@ const settings = {
   ownerSamples: option("owner-samples", quick ? 200 : 500)
 }
 const json = flag("json")
+const otel = !flag("no-otel")
 const onlyIndex = argv.indexOf("--only")
 const sections = new Set(
   onlyIndex >= 0 ? (argv[onlyIndex + 1] ?? "").split(",") : ["http", "memory", "scale", "sweep", "stores", "owners"]
@@ -201,6 +210,8 @@ const makeSessions = async (server: Server, count: number): Promise<ReadonlyArra
 interface Measurement {
   /** Server CPU time (user + system) per completed request, in microseconds. */
   readonly cpuUs: number
+  /** Spans that reached the exporter per completed request, on the servers with the OpenTelemetry SDK. */
+  readonly spansPerRequest?: number | undefined
   readonly rps: number
   readonly p50Ms: number
   readonly p99Ms: number
@@ -220,6 +231,12 @@ const load = async (
     ? [{ method: "GET", path: `/${route}` }]
     : cookies.map((cookie) => ({ method: "GET", path: `/${route}`, headers: { cookie } }))
   const cpu = () => fetch(`http://127.0.0.1:${server.port}/__cpu`).then((r) => r.text()).then(Number)
+  // The server flushes its batch of spans before counting, outside the CPU measurement.
+  const spans = () =>
+    otelServers.has(server.name)
+      ? fetch(`http://127.0.0.1:${server.port}/__spans`).then((r) => r.text()).then(Number)
+      : Promise.resolve(undefined)
+  const spansBefore = await spans()
   const cpuBefore = await cpu()
   const result = await autocannon({
     url: `http://127.0.0.1:${server.port}`,
@@ -234,8 +251,12 @@ const load = async (
     if (tail !== "") log(`    ${tail}`)
   }
   const cpuUs = ((await cpu()) - cpuBefore) / Math.max(1, result.requests.total)
+  const spansAfter = await spans()
   return {
     cpuUs,
+    spansPerRequest: spansBefore === undefined || spansAfter === undefined
+      ? undefined
+      : (spansAfter - spansBefore) / Math.max(1, result.requests.total),
     rps: result.requests.average,
     p50Ms: result.latency.p50,
     p99Ms: result.latency.p99,
@@ -295,6 +316,8 @@ type ServerName =
   | "bare-effect"
   | "effect-session"
   | "effect-session-owned"
+  | "bare-effect-otel"
+  | "effect-session-otel"
   | "bare-express"
   | "express-session"
   | "bare-fastify"
@@ -306,9 +329,11 @@ interface HttpServerSpec {
   readonly args: ReadonlyArray<string>
   /** The routes it is measured on (default all). */
   readonly routes?: ReadonlyArray<Route>
+  /** Runs with the OpenTelemetry SDK installed (left out by `--no-otel`). */
+  readonly otel?: boolean
 }
 
-const httpServers: ReadonlyArray<HttpServerSpec> = [
+const allHttpServers: ReadonlyArray<HttpServerSpec> = [
   { name: "bare-effect", file: "servers/effect.ts", args: ["--mode", "bare"] },
   { name: "effect-session", file: "servers/effect.ts", args: ["--mode", "session"] },
   // The same routes on sessions bound to an owner (logged-in users): what the owner index costs them.
@@ -318,16 +343,27 @@ const httpServers: ReadonlyArray<HttpServerSpec> = [
     args: ["--mode", "session", "--owned"],
     routes: ["get", "incr"]
   },
+  // Both with the OpenTelemetry SDK (servers/effect.ts `--otel`): what tracing costs the platform, and sessions.
+  { name: "bare-effect-otel", file: "servers/effect.ts", args: ["--mode", "bare", "--otel"], otel: true },
+  { name: "effect-session-otel", file: "servers/effect.ts", args: ["--mode", "session", "--otel"], otel: true },
   { name: "bare-express", file: "servers/express.ts", args: ["--mode", "bare"] },
   { name: "express-session", file: "servers/express.ts", args: ["--mode", "session"] },
   { name: "bare-fastify", file: "servers/fastify.ts", args: ["--mode", "bare"] },
   { name: "fastify-session", file: "servers/fastify.ts", args: ["--mode", "session"] }
 ]
 
+const httpServers = allHttpServers.filter((spec) => otel || spec.otel !== true)
+
+/** The servers that answer `GET /__spans`. */
+const otelServers: ReadonlySet<string> = new Set(httpServers.filter((s) => s.otel === true).map((s) => s.name))
+
 const bareOf: Record<ServerName, ServerName> = {
   "bare-effect": "bare-effect",
   "effect-session": "bare-effect",
   "effect-session-owned": "bare-effect",
+  // Sessions with the SDK against the platform with the SDK; the SDK's own cost is in the OpenTelemetry table.
+  "bare-effect-otel": "bare-effect-otel",
+  "effect-session-otel": "bare-effect-otel",
   "bare-express": "bare-express",
   "express-session": "bare-express",
   "bare-fastify": "bare-fastify",
@@ -346,6 +382,8 @@ interface HttpRow {
   readonly cpuUs: number
   /** The bare framework's CPU per request over this server's: the throughput ratio a CPU-bound server would show. */
   readonly cpuRatio: number
+  /** Spans exported per request (median), on the servers with the OpenTelemetry SDK. */
+  readonly spansPerRequest?: number | undefined
 }
 
 const runHttp = async (
@@ -368,12 +406,14 @@ const runHttp = async (
         const summary = summaries.get(name)
         const bare = summaries.get(bareOf[name])
         if (summary === undefined || bare === undefined) continue
+        const spans = (results.get(name) ?? []).flatMap((m) => m.spansPerRequest ?? [])
         rows.push({
           server: name,
           route,
           ...summary,
           ratio: round(summary.rps / bare.rps, 3),
-          cpuRatio: round(bare.cpuUs / summary.cpuUs, 3)
+          cpuRatio: round(bare.cpuUs / summary.cpuUs, 3),
+          ...(spans.length > 0 ? { spansPerRequest: round(median(spans), 2) } : {})
         })
       }
     }
@@ -614,6 +654,65 @@ const runOwners = async (http: ReadonlyArray<HttpRow> | undefined): Promise<Owne
   return { stores, skipped, http: httpRows }
 }
 
+interface OtelRow {
+  readonly route: Route
+  readonly sessionRps: number
+  readonly sessionOtelRps: number
+  /** effect-session-otel req/s over effect-session req/s. */
+  readonly ratio: number
+  readonly sessionCpuUs: number
+  readonly sessionOtelCpuUs: number
+  /** CPU µs per request the SDK adds to effect-session (its spans and the platform's). */
+  readonly addedCpuUs: number
+  readonly bareRps: number
+  readonly bareOtelRps: number
+  /** bare-effect-otel req/s over bare-effect req/s: the platform's `http.server` span alone. */
+  readonly bareRatio: number
+  /** CPU µs per request the SDK adds to bare-effect: the platform's `http.server` span. */
+  readonly bareAddedCpuUs: number
+  /** The part of `addedCpuUs` that bare-effect pays too (`bareAddedCpuUs / addedCpuUs`). */
+  readonly platformShare: number
+  /** Spans exported per request by effect-session-otel and by bare-effect-otel. */
+  readonly sessionSpans: number | undefined
+  readonly bareSpans: number | undefined
+  /** (addedCpuUs − bareAddedCpuUs) over the session's spans per request: what one session span costs. */
+  readonly cpuUsPerSessionSpan: number | undefined
+}
+
+/** What the OpenTelemetry SDK costs, per route, from the http rows of the four effect servers. */
+const otelOverhead = (http: ReadonlyArray<HttpRow>): Array<OtelRow> =>
+  routes.flatMap((route) => {
+    const row = (server: ServerName) => http.find((r) => r.server === server && r.route === route)
+    const session = row("effect-session")
+    const sessionOtel = row("effect-session-otel")
+    const bare = row("bare-effect")
+    const bareOtel = row("bare-effect-otel")
+    if (session === undefined || sessionOtel === undefined || bare === undefined || bareOtel === undefined) return []
+    const addedCpuUs = sessionOtel.cpuUs - session.cpuUs
+    const bareAddedCpuUs = bareOtel.cpuUs - bare.cpuUs
+    const sessionSpans = sessionOtel.spansPerRequest
+    const bareSpans = bareOtel.spansPerRequest
+    return [{
+      route,
+      sessionRps: session.rps,
+      sessionOtelRps: sessionOtel.rps,
+      ratio: round(sessionOtel.rps / session.rps, 3),
+      sessionCpuUs: session.cpuUs,
+      sessionOtelCpuUs: sessionOtel.cpuUs,
+      addedCpuUs: round(addedCpuUs, 1),
+      bareRps: bare.rps,
+      bareOtelRps: bareOtel.rps,
+      bareRatio: round(bareOtel.rps / bare.rps, 3),
+      bareAddedCpuUs: round(bareAddedCpuUs, 1),
+      platformShare: round(bareAddedCpuUs / addedCpuUs, 2),
+      sessionSpans,
+      bareSpans,
+      cpuUsPerSessionSpan: sessionSpans === undefined || bareSpans === undefined || sessionSpans <= bareSpans
+        ? undefined
+        : round((addedCpuUs - bareAddedCpuUs) / (sessionSpans - bareSpans), 1)
+    }]
+  })
+
 // ---------------------------------------------------------------------------------------------
 // Report
 
@@ -723,6 +822,7 @@ const main = async () => {
   const stores = sections.has("stores") ? await runStores() : undefined
   const owners = sections.has("owners") ? await runOwners(http) : undefined
   const targets = targetsOf(http, memory, scale, sweep, owners)
+  const otelRows = http === undefined ? undefined : otelOverhead(http)
 
   if (json) {
     const report = {
@@ -730,6 +830,7 @@ const main = async () => {
       settings,
       http: http?.map(({ p99Ms, route, rps, server }) => ({ server, route, rps, p99Ms })),
       ratios: http?.map(({ cpuRatio, cpuUs, ratio, route, server }) => ({ server, route, ratio, cpuUs, cpuRatio })),
+      otel: otelRows !== undefined && otelRows.length > 0 ? otelRows : undefined,
       memory,
       scale,
       sweep,
@@ -760,6 +861,50 @@ const main = async () => {
         r.server.startsWith("bare-") ? "1" : r.cpuRatio.toFixed(3)
       ])
     ))
+  }
+  if (otelRows !== undefined && otelRows.length > 0) {
+    log("")
+    log("OpenTelemetry SDK installed (spans batched to a discarding exporter), against the same server without it:")
+    log(table(
+      [
+        "route",
+        "effect-session req/s",
+        "with OTel",
+        "× (req/s)",
+        "CPU µs/req",
+        "with OTel",
+        "added µs",
+        "bare-effect-otel × (req/s)",
+        "bare-effect-otel added µs",
+        "http.server share",
+        "spans/req",
+        "µs/session span"
+      ],
+      otelRows.map((r) => [
+        r.route,
+        r.sessionRps,
+        r.sessionOtelRps,
+        r.ratio.toFixed(3),
+        r.sessionCpuUs,
+        r.sessionOtelCpuUs,
+        r.addedCpuUs,
+        r.bareRatio.toFixed(3),
+        r.bareAddedCpuUs,
+        `${Math.round(r.platformShare * 100)} %`,
+        `${r.sessionSpans ?? "?"} (bare ${r.bareSpans ?? "?"})`,
+        r.cpuUsPerSessionSpan ?? ""
+      ])
+    ))
+    const signed = (us: number) => `${us >= 0 ? "+" : "−"}${Math.abs(us)} µs`
+    for (const r of otelRows) {
+      log(
+        `  ${r.route}: effect-session-otel ${r.ratio}× effect-session's req/s, ${
+          signed(r.addedCpuUs)
+        } CPU/request; the platform's http.server span alone (bare-effect-otel vs bare-effect) ${r.bareRatio}×, ${
+          signed(r.bareAddedCpuUs)
+        }`
+      )
+    }
   }
   if (memory !== undefined) {
     log("")

@@ -8,12 +8,21 @@
  * - `--count`: wrap the `SessionStore` to count its calls, reported by `GET /__stats`;
  * - `--owned`: `/login` also binds the session to an owner of its own (`bindOwner`, with a label),
  *   so `get` and `incr` run on logged-in users' sessions, whose records carry the owner.
+ *
+ * In either mode, `--otel` installs the OpenTelemetry SDK (`NodeSdk.layer` from
+ * @effect/opentelemetry) as an application would in production: a `BatchSpanProcessor` with its
+ * default settings and a `PeriodicExportingMetricReader` at the SDK's default interval (60 s),
+ * whose exporters discard what they are handed, so that what is measured is the SDK and the
+ * spans, not a collector. `GET /__spans` flushes the batch and answers how many spans reached the exporter.
  */
+import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import { PeriodicExportingMetricReader, type PushMetricExporter } from "@opentelemetry/sdk-metrics"
+import { BatchSpanProcessor, type SpanExporter } from "@opentelemetry/sdk-trace-base"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
@@ -32,6 +41,7 @@ const storeName = argValue("store", "memory")
 const prefill = Number(argValue("prefill", "0"))
 const counting = process.argv.includes("--count")
 const owned = process.argv.includes("--owned")
+const otel = process.argv.includes("--otel")
 
 const ServerLive = NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })
 
@@ -41,6 +51,64 @@ const ready = <R>(before: Effect.Effect<void, unknown, R>) =>
     const server = yield* HttpServer.HttpServer
     if (server.address._tag === "TcpAddress") announce(server.address.port)
   }))
+
+// ---------------------------------------------------------------------------------------------
+// The OpenTelemetry SDK, exporting nowhere
+
+/** Spans that reached the exporter (the batch processor drops those that overflow its queue). */
+let exportedSpans = 0
+
+// `ExportResultCode.SUCCESS` from @opentelemetry/core, not a dependency of ours.
+const SUCCESS = 0
+
+/** Takes every batch of spans and reports success at once, as an exporter with an instant network would. */
+class DiscardingSpanExporter implements SpanExporter {
+  export(spans: Parameters<SpanExporter["export"]>[0], done: Parameters<SpanExporter["export"]>[1]): void {
+    exportedSpans += spans.length
+    done({ code: SUCCESS })
+  }
+  shutdown(): Promise<void> {
+    return Promise.resolve()
+  }
+}
+
+class DiscardingMetricExporter implements PushMetricExporter {
+  export(_: Parameters<PushMetricExporter["export"]>[0], done: Parameters<PushMetricExporter["export"]>[1]): void {
+    done({ code: SUCCESS })
+  }
+  forceFlush(): Promise<void> {
+    return Promise.resolve()
+  }
+  shutdown(): Promise<void> {
+    return Promise.resolve()
+  }
+}
+
+const spanProcessor = new BatchSpanProcessor(new DiscardingSpanExporter())
+
+const OtelLive = NodeSdk.layer(() => ({
+  resource: { serviceName: "effect-session-bench" },
+  spanProcessor,
+  // Reads Effect's metric registry only when it collects: nothing per request.
+  metricReader: new PeriodicExportingMetricReader({
+    exporter: new DiscardingMetricExporter(),
+    exportIntervalMillis: 60_000
+  })
+}))
+
+// Flushes the batch first, so that the count is exact (the runner reads it outside the CPU measurement).
+// Only with `--otel`: the other servers' routers stay as they were.
+const spansRoute = <E, R>(router: HttpRouter.HttpRouter<E, R>): HttpRouter.HttpRouter<E, R> =>
+  otel
+    ? HttpRouter.get(
+      router,
+      "/__spans",
+      Effect.map(Effect.promise(() => spanProcessor.forceFlush()), () => HttpServerResponse.text(String(exportedSpans)))
+    )
+    : router
+
+// ---------------------------------------------------------------------------------------------
+// Servers
 
 const bare = () => {
   let counter = 0
@@ -57,7 +125,8 @@ const bare = () => {
     HttpRouter.get("/get", Effect.sync(() => HttpServerResponse.text(BARE_USER))),
     HttpRouter.get("/incr", Effect.sync(() => HttpServerResponse.text(String(++counter)))),
     HttpRouter.get("/new", Effect.sync(() => HttpServerResponse.text("ok"))),
-    HttpRouter.get("/__cpu", Effect.sync(() => HttpServerResponse.text(String(cpuMicros()))))
+    HttpRouter.get("/__cpu", Effect.sync(() => HttpServerResponse.text(String(cpuMicros())))),
+    spansRoute
   )
   return Layer.mergeAll(
     HttpServer.serve(router),
@@ -129,6 +198,7 @@ const withSession = async () => {
     ),
     HttpRouter.get("/__stats", Effect.sync(() => HttpServerResponse.unsafeJson(stats))),
     HttpRouter.get("/__cpu", Effect.sync(() => HttpServerResponse.text(String(cpuMicros())))),
+    spansRoute,
     HttpRouter.get(
       "/__reset",
       Effect.sync(() => {
@@ -161,7 +231,8 @@ const withSession = async () => {
   )
 }
 
-const main = mode === "bare" ? bare() : await withSession()
+const app = mode === "bare" ? bare() : await withSession()
+const main = otel ? Layer.provide(app, OtelLive) : app
 
 main.pipe(
   Layer.launch,
