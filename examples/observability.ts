@@ -250,7 +250,11 @@ const runDemo = (base: string, events: Queue.Dequeue<SessionEvents.SessionEvent>
         cookies.push(cookie)
       }
       yield* Console.log(
-        `→ ${response.status} ${body.trim()}${setCookie === undefined ? "" : ` (Set-Cookie: ${cookie?.slice(0, 20)}…)`}`
+        `→ ${response.status} ${body.trim()}${
+          setCookie === undefined
+            ? ""
+            : ` (Set-Cookie: ${cookie?.endsWith("=") ? `${cookie}, cleared` : "a new token, not printed"})`
+        }`
       )
       yield* Console.log(["spans:", ...spanTree(yield* requestSpans)].join("\n"))
       // The events are published while the request is served, before its response.
