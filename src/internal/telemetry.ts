@@ -129,7 +129,7 @@ export const traced = <A, E, R>(
   options?: { readonly kind?: Tracer.SpanKind; readonly attributes?: Record<string, unknown> }
 ): Effect.Effect<A, E, R> =>
   Effect.tracerWith((tracer) =>
-    false
+    tracer === nativeTracer
       ? f(ignore)
       : Effect.useSpan(
         name,
