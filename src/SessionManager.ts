@@ -345,8 +345,15 @@ const makeWith = (
     )
   }
 
-  /** A load found the entry past its expiry or deadline (the store had not dropped it yet). */
-  const expiredOn = (key: string, record: SessionCodec.SessionRecord, now: number): Effect.Effect<void> => {
+  /**
+   * A load found the entry past its expiry or deadline (the store had not dropped it yet): it is
+   * deleted, so that it is reported once.
+   */
+  const expiredOn = (
+    key: string,
+    record: SessionCodec.SessionRecord,
+    now: number
+  ): Effect.Effect<void, SessionStoreError> => {
     events?.publish(() =>
       SessionEvents.SessionEvent.Expired({
         at: DateTime.unsafeMake(now),
@@ -356,7 +363,7 @@ const makeWith = (
         owner: eventOwner(record.owner)
       })
     )
-    return Metric.increment(expiredOnLoad)
+    return Effect.zipRight(store.delete(key), Metric.increment(expiredOnLoad))
   }
 
   /** The record of an entry that is live by its expiry and its deadline and decodes; else undefined. */
@@ -667,14 +674,21 @@ const makeWith = (
         })
         return Effect.void
       }),
-    takeValues: (token) =>
-      Effect.flatMap(store.take(storeKeyOf(token)), (taken) =>
+    takeValues: (token) => {
+      const key = storeKeyOf(token)
+      return Effect.flatMap(store.take(key), (taken) =>
         Effect.clockWith((clock) => {
           const record = Option.isNone(taken) ? undefined : liveRecord(taken.value, clock.unsafeCurrentTimeMillis())
-          return Effect.succeed(
-            record === undefined ? Option.none() : Option.some(new Map(Object.entries(record.values)))
+          if (record === undefined) return Effect.succeed(Option.none())
+          // The other session is gone now, into this one: as far as its observers know, destroyed.
+          const values = Option.some(new Map(Object.entries(record.values)))
+          const owner = record.owner
+          return Effect.as(
+            context.destroyed(key, owner && { id: owner.id, handle: owner.handle, label: owner.label }),
+            values
           )
         }))
+    }
   }
 
   // Written without Effect.gen: this runs on every request, and each step of an Effect costs.

@@ -87,6 +87,15 @@ const ignore: Annotate = () => {}
 const nativeTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
 
 /**
+ * `effect` with no span of its own below it: a driver's span (`@effect/sql`'s `sql.execute`) ends
+ * with the driver's raw error, which an exporter renders with its causes, and those quote the
+ * statement's values: a store key, a payload. The store call's own span says what ran and how it
+ * ended, with the error scrubbed.
+ */
+const quiet = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.withTracerEnabled(effect, false)
+
+/**
  * Runs `effect` timed by the `Clock`, under a span named `name` (the parent of everything it
  * runs) when a tracer is installed. `onExit` gets the outcome, the seconds it took, the metric
  * labels in scope and a way to set attributes on the span, and records what it needs at once:
@@ -114,7 +123,7 @@ const timed = <A, E, R>(
     return fiber.currentTracer === nativeTracer
       ? Effect.onExit(effect, (exit) => end(exit, ignore))
       : Effect.useSpan(name, options, (span) =>
-        Effect.onExit(Effect.withParentSpan(effect, span), (exit) =>
+        Effect.onExit(Effect.withParentSpan(quiet(effect), span), (exit) =>
           end(exit, (key, value) =>
             span.attribute(key, value))))
   })
