@@ -64,7 +64,7 @@ export const renewed: Metric.Metric.Counter<number> = Metric.counter("effect_ses
 })
 
 /**
- * Sessions destroyed by `destroy` (revocations are counted by `revoked`).
+ * Sessions destroyed by `destroy`, or consumed by `mergeSession` (revocations are counted by `revoked`).
  *
  * @since 0.2.0
  * @category metrics
