@@ -31,6 +31,20 @@ export * as SessionLock from "./SessionLock.js"
 export * as SessionConfigError from "./SessionConfigError.js"
 
 /**
+ * Session lifecycle events (created, renewed, destroyed, revoked, expired, owner bound and unbound) to subscribe to.
+ *
+ * @since 0.2.0
+ */
+export * as SessionEvents from "./SessionEvents.js"
+
+/**
+ * The metrics effect-session records, as Effect `Metric`s.
+ *
+ * @since 0.2.0
+ */
+export * as SessionMetrics from "./SessionMetrics.js"
+
+/**
  * The session manager: configuration, and loading and committing sessions against a store.
  *
  * @since 0.1.0
