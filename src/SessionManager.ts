@@ -554,7 +554,7 @@ const makeWith = (
     owner: string,
     currentHandle: string | undefined
   ): Effect.Effect<ReadonlyArray<OwnerSession>, SessionError> =>
-    Telemetry.traced("session.owner_sessions", (annotate) =>
+    Telemetry.traced("session.owner_sessions", ({ annotate }) =>
       Effect.gen(function*() {
         const index = yield* requireIndex("list")
         // No session can be bound to an id that `bindOwner` refuses.
@@ -587,7 +587,7 @@ const makeWith = (
     handles: ReadonlyArray<string> | "all",
     except: string | undefined
   ): Effect.Effect<number, SessionStoreError> =>
-    Telemetry.traced("session.revoke", (annotate) =>
+    Telemetry.traced("session.revoke", ({ annotate }) =>
       Effect.gen(function*() {
         const index = yield* requireIndex("revoke")
         if (!InternalSession.isOwnerId(owner)) return 0
@@ -693,52 +693,51 @@ const makeWith = (
 
   // Written without Effect.gen: this runs on every request, and each step of an Effect costs.
   const load: SessionManager["load"] = (input) =>
-    Telemetry.traced("session.load", (annotate) =>
-      Effect.clockWith((clock) => {
-        const now = clock.unsafeCurrentTimeMillis()
-        const loaded = (outcome: LoadOutcome, session: Session): Effect.Effect<Session> => {
-          annotate(Telemetry.Attribute.outcome, outcome)
-          return Telemetry.record(loadedBy[outcome], 1, session)
+    Telemetry.traced("session.load", ({ annotate, count, now }) => {
+      const loaded = (outcome: LoadOutcome, session: Session): Effect.Effect<Session> => {
+        annotate(Telemetry.Attribute.outcome, outcome)
+        count(loadedBy[outcome], 1)
+        return Effect.succeed(session)
+      }
+      const redacted = Option.isOption(input) ? Option.getOrUndefined(input) : input
+      if (redacted === undefined) return loaded("no_token", fresh(now))
+      const token = Redacted.value(redacted)
+      if (!Token.isWellFormed(token)) return loaded("malformed", fresh(now))
+      const key = storeKeyOf(token)
+      return Effect.flatMap(store.find(key), (found): Effect.Effect<Session, SessionError> => {
+        if (Option.isNone(found)) return loaded("missing", fresh(now))
+        const entry = found.value
+        const decoded = codec.decode(entry.data)
+        if (Either.isLeft(decoded)) {
+          return Effect.zipRight(undecodable(key, decoded.left.issue), loaded("decode_reset", fresh(now)))
         }
-        const redacted = Option.isOption(input) ? Option.getOrUndefined(input) : input
-        if (redacted === undefined) return loaded("no_token", fresh(now))
-        const token = Redacted.value(redacted)
-        if (!Token.isWellFormed(token)) return loaded("malformed", fresh(now))
-        const key = storeKeyOf(token)
-        return Effect.flatMap(store.find(key), (found): Effect.Effect<Session, SessionError> => {
-          if (Option.isNone(found)) return loaded("missing", fresh(now))
-          const entry = found.value
-          const decoded = codec.decode(entry.data)
-          if (Either.isLeft(decoded)) {
-            return Effect.zipRight(undecodable(key, decoded.left.issue), loaded("decode_reset", fresh(now)))
-          }
-          const record = decoded.right
-          if (entry.expiresAt <= now || record.deadline <= now) {
-            return Effect.zipRight(expiredOn(key, record, now), loaded("expired", fresh(now)))
-          }
-          return loaded("found", fromRecord(token, key, record, entry.expiresAt, now))
-        })
-      }))
+        const record = decoded.right
+        if (entry.expiresAt <= now || record.deadline <= now) {
+          return Effect.zipRight(expiredOn(key, record, now), loaded("expired", fresh(now)))
+        }
+        return loaded("found", fromRecord(token, key, record, entry.expiresAt, now))
+      })
+    })
 
   const commit: SessionManager["commit"] = (session) =>
-    Telemetry.traced("session.commit", (annotate) =>
-      Effect.suspend(() => {
-        const state = InternalSession.stateOf(session)
-        const committed = (outcome: CommitOutcome, refreshed: boolean): Effect.Effect<CommitOutcome> => {
-          const label: CommitLabel = refreshed && outcome._tag === "Written" ? "refreshed" : labelOf[outcome._tag]
-          annotate(Telemetry.Attribute.outcome, label)
-          return Telemetry.record(committedBy[label], 1, outcome)
-        }
-        switch (state.status) {
-          case "Destroyed":
-            return committed(CommitOutcome.Destroyed(), false)
-          case "Modified":
-            return Effect.flatMap(write(state), (outcome) => committed(outcome, false))
-        }
-        return state.touch && state.storeKey !== undefined && state.token !== undefined
-          ? Effect.flatMap(refresh(state, state.storeKey, state.token), (outcome) => committed(outcome, true))
-          : committed(CommitOutcome.Unchanged(), false)
-      }))
+    Telemetry.traced("session.commit", ({ annotate, count }) => {
+      const state = InternalSession.stateOf(session)
+      const committed = (outcome: CommitOutcome, refreshed: boolean): Effect.Effect<CommitOutcome> => {
+        const label: CommitLabel = refreshed && outcome._tag === "Written" ? "refreshed" : labelOf[outcome._tag]
+        annotate(Telemetry.Attribute.outcome, label)
+        count(committedBy[label], 1)
+        return Effect.succeed(outcome)
+      }
+      switch (state.status) {
+        case "Destroyed":
+          return committed(CommitOutcome.Destroyed(), false)
+        case "Modified":
+          return Effect.flatMap(write(state), (outcome) => committed(outcome, false))
+      }
+      return state.touch && state.storeKey !== undefined && state.token !== undefined
+        ? Effect.flatMap(refresh(state, state.storeKey, state.token), (outcome) => committed(outcome, true))
+        : committed(CommitOutcome.Unchanged(), false)
+    })
 
   const storeKey: SessionManager["storeKey"] = (session) =>
     Option.fromNullable(InternalSession.stateOf(session).storeKey)

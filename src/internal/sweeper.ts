@@ -61,7 +61,7 @@ export const observe = <E>(
   Effect.map(
     InternalEvents.hub,
     (hub) =>
-      Telemetry.traced("session.sweep", (annotate) =>
+      Telemetry.traced("session.sweep", ({ annotate }) =>
         Effect.flatMap(sweep, (count) => {
           annotate(Telemetry.Attribute.swept, count)
           if (count === 0) return Effect.succeed(0)

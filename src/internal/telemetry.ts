@@ -129,23 +129,38 @@ const timed = <A, E, R>(
   })
 
 /**
+ * What `traced` hands its body: a way to set attributes on the span, the `Clock`'s time and a
+ * way to count, all read from the fiber once (the request path takes one step for all three).
+ */
+export interface Traced {
+  readonly annotate: Annotate
+  /** The `Clock`'s current time, epoch milliseconds. */
+  readonly now: number
+  /** Adds `by` to `metric`, with the labels of `Effect.tagMetrics` in scope. */
+  readonly count: <Type, In, Out>(metric: Metric.Metric<Type, In, Out>, by: In) => void
+}
+
+/**
  * Runs `f` under a span named `name`, the parent of everything it runs, when a tracer is
- * installed; `f` sets attributes on it through `annotate`.
+ * installed; `f` sets attributes on it, reads the time and counts through its `Traced`.
  */
 export const traced = <A, E, R>(
   name: string,
-  f: (annotate: Annotate) => Effect.Effect<A, E, R>,
+  f: (traced: Traced) => Effect.Effect<A, E, R>,
   options?: { readonly kind?: Tracer.SpanKind; readonly attributes?: Record<string, unknown> }
 ): Effect.Effect<A, E, R> =>
-  Effect.tracerWith((tracer) =>
-    tracer === nativeTracer
-      ? f(ignore)
+  Effect.withFiberRuntime((fiber) => {
+    const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
+    const labels = fiber.getFiberRef(FiberRef.currentMetricLabels)
+    const count: Traced["count"] = (metric, by) => metric.unsafeUpdate(by, labels)
+    return fiber.currentTracer === nativeTracer
+      ? f({ annotate: ignore, now, count })
       : Effect.useSpan(
         name,
         spanOptions(options?.kind ?? "internal", options?.attributes),
-        (span) => Effect.withParentSpan(f((key, value) => span.attribute(key, value)), span)
+        (span) => Effect.withParentSpan(f({ annotate: (key, value) => span.attribute(key, value), now, count }), span)
       )
-  )
+  })
 
 /** The typed reason of a failure, `Defect` for a defect, undefined for an interruption. */
 const reasonOf = <E extends { readonly reason: string }>(cause: Cause.Cause<E>): string | undefined => {
