@@ -743,7 +743,7 @@ const makeWith = (
     Option.fromNullable(InternalSession.stateOf(session).storeKey)
 
   const iterate: SessionManager["iterate"] = (f) =>
-    Effect.withSpan(
+    Telemetry.withSpan("session.iterate")(
       Effect.gen(function*() {
         const all = store.all
         if (all === undefined) {
@@ -765,9 +765,7 @@ const makeWith = (
             yield* commit(session)
           })
         ))
-      }),
-      "session.iterate",
-      { captureStackTrace: false }
+      })
     )
 
   return {

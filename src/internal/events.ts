@@ -22,12 +22,10 @@ export const tag: Context.Tag<SessionEvents, SessionEvents> = Context.GenericTag
 export class Hub implements SessionEvents {
   readonly #subscribers = new Set<Queue.Queue<SessionEvent>>()
 
-  /** Whether anyone listens: when nobody does, an event is not even built. */
-  get listening(): boolean {
-    return this.#subscribers.size > 0
-  }
-
-  /** Hands the event `make` builds to every subscriber's queue, at once, dropping it for full ones. */
+  /**
+   * Hands the event `make` builds to every subscriber's queue, at once, dropping it for full ones;
+   * with no subscriber, `make` is not called.
+   */
   publish(make: () => SessionEvent): void {
     if (this.#subscribers.size === 0) return
     const event = make()
@@ -41,7 +39,10 @@ export class Hub implements SessionEvents {
       onLeft: Effect.die,
       onRight: (capacity) =>
         Effect.acquireRelease(
-          Effect.tap(Queue.dropping<SessionEvent>(capacity), (queue) => this.#subscribers.add(queue)),
+          Effect.tap(
+            Queue.dropping<SessionEvent>(capacity),
+            (queue) => Effect.sync(() => this.#subscribers.add(queue))
+          ),
           (queue) => Effect.zipRight(Effect.sync(() => this.#subscribers.delete(queue)), Queue.shutdown(queue))
         )
     })

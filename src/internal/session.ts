@@ -276,7 +276,7 @@ const renewToken = (
     state.deadline = Math.min(now + context.lifetimeMillis, capOf(state, context))
     touchModified(state)
     if (stored !== undefined) yield* context.storeNew(state, stored)
-  }).pipe(Effect.withSpan("session.renew", { captureStackTrace: false }))
+  }).pipe(Telemetry.withSpan("session.renew"))
 
 const destroy = (state: SessionState, context: SessionContext): Effect.Effect<void, SessionStoreError> =>
   Effect.clockWith((clock) => {
@@ -289,7 +289,7 @@ const destroy = (state: SessionState, context: SessionContext): Effect.Effect<vo
       ? context.deleteKey(key)
       : Effect.zipRight(context.deleteKey(key), context.unlink(owner, key))
     return Effect.zipRight(deleted, context.destroyed(key, owner))
-  }).pipe(Effect.withSpan("session.destroy", { captureStackTrace: false }))
+  }).pipe(Telemetry.withSpan("session.destroy"))
 
 // Owner ids and labels are kept in store keys and index rows: short, and never empty.
 const MAX_OWNER_LENGTH = 256
@@ -343,7 +343,7 @@ const bindOwner = (
       yield* context.unlink(previous, previousKey)
     }
     if (state.owner !== undefined) yield* context.ownerChanged("bound", state, state.owner)
-  }).pipe(Effect.withSpan("session.bind_owner", { captureStackTrace: false }))
+  }).pipe(Telemetry.withSpan("session.bind_owner"))
 
 /** Unbinds the session from its owner and renews its token (a logout that keeps the session). */
 const unbindOwner = (state: SessionState, context: SessionContext): Effect.Effect<void, SessionError> =>
@@ -356,7 +356,7 @@ const unbindOwner = (state: SessionState, context: SessionContext): Effect.Effec
     })
     if (key !== undefined) yield* context.unlink(owner, key)
     if (state.status !== "Destroyed") yield* context.ownerChanged("unbound", state, owner)
-  }).pipe(Effect.withSpan("session.unbind_owner", { captureStackTrace: false }))
+  }).pipe(Telemetry.withSpan("session.unbind_owner"))
 
 const revokeOwnerSession = (
   state: SessionState,
@@ -406,7 +406,7 @@ const mergeSession = (
     }
     touchModified(state)
     yield* renewToken(state, context)
-  }).pipe(Effect.withSpan("session.merge", { captureStackTrace: false }))
+  }).pipe(Telemetry.withSpan("session.merge"))
 
 const getWith = <A>(state: SessionState, read: (u: unknown) => A, name: string): Effect.Effect<A> =>
   Effect.sync(() => read(state.values.get(name)))

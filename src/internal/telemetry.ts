@@ -162,6 +162,10 @@ export const traced = <A, E, R>(
       )
   })
 
+/** `effect` under a span named `name` when a tracer is installed (see `traced`), for `pipe`. */
+export const withSpan = (name: string) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  traced(name, () => effect)
+
 /** The typed reason of a failure, `Defect` for a defect, undefined for an interruption. */
 const reasonOf = <E extends { readonly reason: string }>(cause: Cause.Cause<E>): string | undefined => {
   const failure = Cause.failureOption(cause)
