@@ -61,7 +61,7 @@ export const observe = <E>(
   Effect.map(
     InternalEvents.hub,
     (hub) =>
-      Telemetry.traced("session.sweep", ({ annotate }) =>
+      Telemetry.traced("session.sweep", ({ annotate, count: add }) =>
         Effect.flatMap(sweep, (count) => {
           annotate(Telemetry.Attribute.swept, count)
           if (count === 0) return Effect.succeed(0)
@@ -75,7 +75,8 @@ export const observe = <E>(
                 owner: Option.none()
               })
             )
-            return Telemetry.record(swept, count, count)
+            add(swept, count)
+            return Effect.succeed(count)
           })
         }), { attributes: { "db.system.name": system } })
   )

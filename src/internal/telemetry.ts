@@ -61,16 +61,6 @@ export const tagged = <Type, In, Out>(
   )
 }
 
-/**
- * Adds `by` to `metric` (with the labels of `Effect.tagMetrics` in scope) and succeeds with
- * `value`: one step where `Metric.update` + `Effect.as` take three, on every request.
- */
-export const record = <Type, In, Out, A>(metric: Metric.Metric<Type, In, Out>, by: In, value: A): Effect.Effect<A> =>
-  FiberRef.getWith(FiberRef.currentMetricLabels, (labels) => {
-    metric.unsafeUpdate(by, labels)
-    return Effect.succeed(value)
-  })
-
 const spanOptions = (
   kind: Tracer.SpanKind,
   attributes: Record<string, unknown> | undefined
