@@ -12,6 +12,7 @@ import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as SqlClient from "@effect/sql/SqlClient"
 import type * as SqlError from "@effect/sql/SqlError"
+import * as Statement from "@effect/sql/Statement"
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
@@ -24,7 +25,6 @@ import * as Ref from "effect/Ref"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
-import * as Tracer from "effect/Tracer"
 import { createHash } from "node:crypto"
 import { Session } from "../src/Session.js"
 import type { SessionConfigError } from "../src/SessionConfigError.js"
@@ -184,26 +184,19 @@ export const untilServerSays = <E, R>(done: Effect.Effect<boolean, E, R>, attemp
     return yield* Effect.dieMessage(`the server did not reach the expected state in ${attempts} checks`)
   })
 
-/** Records the text of every SQL statement the effect runs (from @effect/sql's spans). */
+/** Records the text of every SQL statement the effect runs. */
 export const recordingStatements = <A, E, R>(
   effect: Effect.Effect<A, E, R>
 ): Effect.Effect<{ readonly result: A; readonly statements: ReadonlyArray<string> }, E, R> =>
   Effect.gen(function*() {
-    const base = yield* Effect.tracer
     const statements: Array<string> = []
-    const tracer = Tracer.make({
-      span: (...args) => {
-        const span = base.span(...args)
-        const attribute = span.attribute.bind(span)
-        span.attribute = (name, value) => {
-          if (name === "db.query.text") statements.push(String(value))
-          attribute(name, value)
-        }
-        return span
-      },
-      context: (f, fiber) => base.context(f, fiber)
-    })
-    const result = yield* Effect.withTracer(effect, tracer)
+    // A statement transformer sees every statement the client runs, traced or not (the store runs
+    // its calls with tracing off below its own span).
+    const result = yield* Statement.withTransformer(effect, (statement) =>
+      Effect.sync(() => {
+        statements.push(statement.compile()[0])
+        return statement
+      }))
     return { result, statements }
   })
 
