@@ -11,6 +11,7 @@ import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import type * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
 import * as Metric from "effect/Metric"
 import * as MetricLabel from "effect/MetricLabel"
@@ -77,6 +78,24 @@ const ignore: Annotate = () => {}
 const nativeTracer: Tracer.Tracer = Effect.runSync(Effect.tracer)
 
 /**
+ * `body` under a span named `name` that is the parent of everything it runs, when the fiber has a
+ * tracer installed (`spanned`); with Effect's default tracer, `body` alone, its `annotate` a no-op.
+ */
+const underSpan = <A, E, R>(
+  fiber: Fiber.RuntimeFiber<unknown, unknown>,
+  name: string,
+  options: Tracer.SpanOptions,
+  body: (annotate: Annotate, spanned: boolean) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> =>
+  fiber.currentTracer === nativeTracer
+    ? body(ignore, false)
+    : Effect.useSpan(name, options, (span) =>
+      Effect.withParentSpan(
+        body((key, value) => span.attribute(key, value), true),
+        span
+      ))
+
+/**
  * `effect` with no span of its own below it: a driver's span (`@effect/sql`'s `sql.execute`) ends
  * with the driver's raw error, which an exporter renders with its causes, and those quote the
  * statement's values: a store key, a payload. The store call's own span says what ran and how it
@@ -110,12 +129,10 @@ const timed = <A, E, R>(
       onExit(exit, Number(clock.unsafeCurrentTimeNanos() - start) / 1e9, labels, annotate)
       return Effect.void
     }
-    return fiber.currentTracer === nativeTracer
-      ? Effect.onExit(effect, (exit) => end(exit, ignore))
-      : Effect.useSpan(name, options, (span) =>
-        Effect.onExit(Effect.withParentSpan(quiet(effect), span), (exit) =>
-          end(exit, (key, value) =>
-            span.attribute(key, value))))
+    // Below a recorded span, tracing is off (see `quiet`); with no tracer there is nothing to turn off.
+    return underSpan(fiber, name, options, (annotate, spanned) =>
+      Effect.onExit(spanned ? quiet(effect) : effect, (exit) =>
+        end(exit, annotate)))
   })
 
 /**
@@ -143,13 +160,12 @@ export const traced = <A, E, R>(
     const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
     const labels = fiber.getFiberRef(FiberRef.currentMetricLabels)
     const count: Traced["count"] = (metric, by) => metric.unsafeUpdate(by, labels)
-    return fiber.currentTracer === nativeTracer
-      ? f({ annotate: ignore, now, count })
-      : Effect.useSpan(
-        name,
-        spanOptions(options?.kind ?? "internal", options?.attributes),
-        (span) => Effect.withParentSpan(f({ annotate: (key, value) => span.attribute(key, value), now, count }), span)
-      )
+    return underSpan(
+      fiber,
+      name,
+      spanOptions(options?.kind ?? "internal", options?.attributes),
+      (annotate) => f({ annotate, now, count })
+    )
   })
 
 /** `effect` under a span named `name` when a tracer is installed (see `traced`), for `pipe`. */
