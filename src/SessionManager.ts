@@ -23,7 +23,7 @@ import type * as ParseResult from "effect/ParseResult"
 import * as Redacted from "effect/Redacted"
 import * as Stream from "effect/Stream"
 import * as InternalEvents from "./internal/events.js"
-import { describeIssue } from "./internal/issues.js"
+import * as InternalManager from "./internal/manager.js"
 import * as InternalOptions from "./internal/options.js"
 import * as InternalSession from "./internal/session.js"
 import * as Telemetry from "./internal/telemetry.js"
@@ -282,48 +282,6 @@ export const make = (options?: Options): Effect.Effect<SessionManager, SessionCo
     return makeWith(resolved, observed, yield* InternalEvents.hub)
   })
 
-// UTF-8 length without encoding: the limit is checked on every write.
-const utf8Length = (text: string): number => {
-  let length = text.length
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i)
-    if (code >= 0x80) length += code >= 0x800 && (code < 0xd800 || code > 0xdfff) ? 2 : 1
-  }
-  return length
-}
-
-// Each outcome's counter, tagged once rather than on every request.
-const loadedBy = {
-  found: Telemetry.tagged(SessionMetrics.loaded, { outcome: "found" }),
-  no_token: Telemetry.tagged(SessionMetrics.loaded, { outcome: "no_token" }),
-  malformed: Telemetry.tagged(SessionMetrics.loaded, { outcome: "malformed" }),
-  missing: Telemetry.tagged(SessionMetrics.loaded, { outcome: "missing" }),
-  expired: Telemetry.tagged(SessionMetrics.loaded, { outcome: "expired" }),
-  decode_reset: Telemetry.tagged(SessionMetrics.loaded, { outcome: "decode_reset" })
-}
-type LoadOutcome = keyof typeof loadedBy
-
-const committedBy = {
-  written: Telemetry.tagged(SessionMetrics.committed, { outcome: "written" }),
-  refreshed: Telemetry.tagged(SessionMetrics.committed, { outcome: "refreshed" }),
-  unchanged: Telemetry.tagged(SessionMetrics.committed, { outcome: "unchanged" }),
-  destroyed: Telemetry.tagged(SessionMetrics.committed, { outcome: "destroyed" }),
-  gone: Telemetry.tagged(SessionMetrics.committed, { outcome: "gone" })
-}
-type CommitLabel = keyof typeof committedBy
-const labelOf: Record<CommitOutcome["_tag"], CommitLabel> = {
-  Written: "written",
-  Unchanged: "unchanged",
-  Destroyed: "destroyed",
-  Gone: "gone"
-}
-
-const expiredOnLoad = Telemetry.tagged(SessionMetrics.expired, { source: "load" })
-const sessionReset = Telemetry.tagged(SessionMetrics.decodeResets, { scope: "session" })
-
-const eventOwner = (owner: { readonly id: string; readonly handle: string } | undefined) =>
-  owner === undefined ? Option.none() : Option.some({ id: owner.id, handle: owner.handle })
-
 const makeWith = (
   options: ResolvedOptions,
   store: SessionStore,
@@ -331,19 +289,19 @@ const makeWith = (
 ): SessionManager => {
   const lifetimeMillis = Duration.toMillis(options.lifetime)
   const maxLifetimeMillis = Duration.toMillis(options.maxLifetime)
-  const idleMillis = Option.match(options.idleTimeout, { onNone: () => 0, onSome: Duration.toMillis })
+  const idleMillis = InternalManager.idleMillisOf(options)
   const storeKeyOf = options.hashTokenInStore ? Token.hash : (token: string) => token
   const codec = options.codec
 
+  const { created: createdAs, destroyed, ownerChanged } = InternalManager.lifecycle(events, storeKeyOf)
+
   /** A stored session that does not decode: dropped (and logged), or the load fails. */
-  const undecodable = (key: string, issue: ParseResult.ParseIssue): Effect.Effect<void, SessionError> => {
-    const error = new SessionCodecError({ reason: "Decode", detail: describeIssue(issue) })
-    if (options.onDecodeError === "fail") return Effect.fail(error)
-    return Effect.logWarning("effect-session: a stored session no longer decodes; starting a fresh one", error).pipe(
-      Effect.zipRight(store.delete(key)),
-      Effect.zipRight(Metric.increment(sessionReset))
+  const undecodable = (key: string, issue: ParseResult.ParseIssue): Effect.Effect<void, SessionError> =>
+    InternalManager.undecodable(
+      options,
+      issue,
+      Effect.zipRight(store.delete(key), Metric.increment(InternalManager.sessionReset))
     )
-  }
 
   /**
    * A load found the entry past its expiry or deadline (the store had not dropped it yet): it is
@@ -354,16 +312,8 @@ const makeWith = (
     record: SessionCodec.SessionRecord,
     now: number
   ): Effect.Effect<void, SessionStoreError> => {
-    events?.publish(() =>
-      SessionEvents.SessionEvent.Expired({
-        at: DateTime.unsafeMake(now),
-        source: "load",
-        count: 1,
-        ref: Option.some(InternalEvents.refOf(key)),
-        owner: eventOwner(record.owner)
-      })
-    )
-    return Effect.zipRight(store.delete(key), Metric.increment(expiredOnLoad))
+    InternalManager.publishExpired(events, key, record, now)
+    return Effect.zipRight(store.delete(key), Metric.increment(InternalManager.expiredOnLoad))
   }
 
   /** The record of an entry that is live by its expiry and its deadline and decodes; else undefined. */
@@ -379,27 +329,12 @@ const makeWith = (
     record: SessionCodec.SessionRecord,
     expiresAt: number,
     now: number
-  ): Session =>
-    InternalSession.make({
-      token,
-      storeKey: key,
-      createdAt: record.createdAt,
-      deadline: record.deadline,
-      rememberMe: record.rememberMe,
-      owner: record.owner === undefined
-        ? undefined
-        : { id: record.owner.id, handle: record.owner.handle, label: record.owner.label },
-      values: new Map(Object.entries(record.values)),
-      status: "Unmodified",
-      // The store's expiry keeps the idle clock: refresh it once half of the window has passed
-      // (and only while the deadline is further away than the idle expiry).
-      touch: idleMillis > 0 && expiresAt < record.deadline && expiresAt - now <= idleMillis / 2
-    }, context)
+  ): Session => InternalManager.fromRecord(context, idleMillis, { token, key, record, expiresAt, now })
 
   const fresh = (now: number): Session => InternalSession.make(InternalSession.freshState(now, lifetimeMillis), context)
 
   const expiryOf = (state: InternalSession.SessionState, now: number): number =>
-    idleMillis > 0 ? Math.min(state.deadline, now + idleMillis) : state.deadline
+    InternalManager.expiryOf(state, now, idleMillis)
 
   /**
    * Writes the session: an update of the key it was loaded under, or a new token's create (of a
@@ -411,25 +346,9 @@ const makeWith = (
   ): Effect.Effect<CommitOutcome, SessionError> =>
     Effect.clockWith((clock): Effect.Effect<CommitOutcome, SessionError> => {
       const now = clock.unsafeCurrentTimeMillis()
-      if (state.values.size > options.maxKeys) {
-        return Effect.fail(new SessionLimitError({ reason: "Keys", limit: options.maxKeys, actual: state.values.size }))
-      }
-      const values = Object.fromEntries(state.values)
+      const encoded = InternalManager.encode(options, state, now)
+      if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
       const owner = state.owner
-      // Not a conditional spread: that costs more than the rest of building the record.
-      const record: SessionCodec.SessionRecord = owner !== undefined
-        ? ownedRecord(state, owner, values, now)
-        : state.rememberMe === undefined
-        ? { createdAt: state.createdAt, deadline: state.deadline, values }
-        : { createdAt: state.createdAt, deadline: state.deadline, rememberMe: state.rememberMe, values }
-      const encoded = codec.encode(record)
-      if (Either.isLeft(encoded)) {
-        return Effect.fail(new SessionCodecError({ reason: "Encode", detail: describeIssue(encoded.left.issue) }))
-      }
-      const size = utf8Length(encoded.right)
-      if (size > options.maxSize) {
-        return Effect.fail(new SessionLimitError({ reason: "Size", limit: options.maxSize, actual: size }))
-      }
       if (state.token === undefined) state.token = Token.generate()
       const token = state.token
       const updating = state.storeKey !== undefined
@@ -453,45 +372,6 @@ const makeWith = (
       }
       return stored
     })
-
-  /** A session stored under a new key: a new session, or a renewal of the one under `renewedFrom`. */
-  const createdAs = (
-    key: string,
-    renewedFrom: string | undefined,
-    state: InternalSession.SessionState,
-    now: number
-  ): Effect.Effect<void> => {
-    const owner = eventOwner(state.owner)
-    if (renewedFrom === undefined) {
-      events?.publish(() =>
-        SessionEvents.SessionEvent.Created({ at: DateTime.unsafeMake(now), ref: InternalEvents.refOf(key), owner })
-      )
-      return Metric.increment(SessionMetrics.created)
-    }
-    events?.publish(() =>
-      SessionEvents.SessionEvent.Renewed({
-        at: DateTime.unsafeMake(now),
-        from: InternalEvents.refOf(renewedFrom),
-        to: InternalEvents.refOf(key),
-        owner
-      })
-    )
-    return Metric.increment(SessionMetrics.renewed)
-  }
-
-  const ownedRecord = (
-    state: InternalSession.SessionState,
-    owner: InternalSession.OwnerState,
-    values: Record<string, unknown>,
-    now: number
-  ): SessionCodec.SessionRecord => {
-    const stamped = owner.label === undefined
-      ? { id: owner.id, handle: owner.handle, seenAt: now }
-      : { id: owner.id, handle: owner.handle, label: owner.label, seenAt: now }
-    return state.rememberMe === undefined
-      ? { createdAt: state.createdAt, deadline: state.deadline, owner: stamped, values }
-      : { createdAt: state.createdAt, deadline: state.deadline, rememberMe: state.rememberMe, owner: stamped, values }
-  }
 
   /**
    * An owned session under a new key is linked in its owner's index before it is stored, so that
@@ -648,32 +528,8 @@ const makeWith = (
     ownerSessions: listOwned,
     revoke,
     storeNew: (state, from) => Effect.asVoid(write(state, from)),
-    destroyed: (key, owner) =>
-      Effect.clockWith((clock) => {
-        events?.publish(() =>
-          SessionEvents.SessionEvent.Destroyed({
-            at: DateTime.unsafeMake(clock.unsafeCurrentTimeMillis()),
-            ref: InternalEvents.refOf(key),
-            owner: eventOwner(owner)
-          })
-        )
-        return Metric.increment(SessionMetrics.destroyed)
-      }),
-    ownerChanged: (change, state, owner) =>
-      Effect.clockWith((clock) => {
-        // A session not stored yet (a login on a first visit) is named by the key it will have.
-        const token = state.token
-        if (state.storeKey === undefined && token === undefined) return Effect.void
-        events?.publish(() => {
-          const at = DateTime.unsafeMake(clock.unsafeCurrentTimeMillis())
-          const named = { id: owner.id, handle: owner.handle }
-          const ref = InternalEvents.refOf(state.storeKey ?? storeKeyOf(token!))
-          return change === "bound"
-            ? SessionEvents.SessionEvent.OwnerBound({ at, ref, owner: named })
-            : SessionEvents.SessionEvent.OwnerUnbound({ at, ref, owner: named })
-        })
-        return Effect.void
-      }),
+    destroyed,
+    ownerChanged,
     takeValues: (token) => {
       const key = storeKeyOf(token)
       return Effect.flatMap(store.take(key), (taken) =>
@@ -693,12 +549,7 @@ const makeWith = (
 
   // Written without Effect.gen: this runs on every request, and each step of an Effect costs.
   const load: SessionManager["load"] = (input) =>
-    Telemetry.traced("session.load", ({ annotate, count, now }) => {
-      const loaded = (outcome: LoadOutcome, session: Session): Effect.Effect<Session> => {
-        annotate(Telemetry.Attribute.outcome, outcome)
-        count(loadedBy[outcome], 1)
-        return Effect.succeed(session)
-      }
+    InternalManager.tracedLoad((now, loaded) => {
       const redacted = Option.isOption(input) ? Option.getOrUndefined(input) : input
       if (redacted === undefined) return loaded("no_token", fresh(now))
       const token = Redacted.value(redacted)
@@ -720,14 +571,8 @@ const makeWith = (
     })
 
   const commit: SessionManager["commit"] = (session) =>
-    Telemetry.traced("session.commit", ({ annotate, count }) => {
+    InternalManager.tracedCommit((committed) => {
       const state = InternalSession.stateOf(session)
-      const committed = (outcome: CommitOutcome, refreshed: boolean): Effect.Effect<CommitOutcome> => {
-        const label: CommitLabel = refreshed && outcome._tag === "Written" ? "refreshed" : labelOf[outcome._tag]
-        annotate(Telemetry.Attribute.outcome, label)
-        count(committedBy[label], 1)
-        return Effect.succeed(outcome)
-      }
       switch (state.status) {
         case "Destroyed":
           return committed(CommitOutcome.Destroyed(), false)
