@@ -182,8 +182,8 @@ export const CommitOutcome = Data.taggedEnum<CommitOutcome>()
  */
 export interface SessionManager {
   readonly options: ResolvedOptions
-  /** The store this manager was built with. */
-  readonly store: SessionStore
+  /** The store this manager was built with; none for sealed cookies (`SessionManager/Sealed`). */
+  readonly store: SessionStore | undefined
   /**
    * Loads the session for the token a client sent, if any. An unknown, expired or malformed
    * token gives a fresh, empty session: it is never adopted.
@@ -531,6 +531,7 @@ const makeWith = (
     destroyed,
     ownerChanged,
     takeValues: (token) => {
+      if (!Token.isWellFormed(token)) return Effect.succeed(Option.none())
       const key = storeKeyOf(token)
       return Effect.flatMap(store.take(key), (taken) =>
         Effect.clockWith((clock) => {

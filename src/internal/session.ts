@@ -69,8 +69,14 @@ export interface SessionContext {
   readonly destroyed: (key: string, owner: OwnerState | undefined) => Effect.Effect<void>
   /** Tells events that the session was bound to or unbound from `owner` (it is stored under its new key). */
   readonly ownerChanged: (change: "bound" | "unbound", state: SessionState, owner: OwnerState) => Effect.Effect<void>
-  /** Takes another session's live values from the store by its token (none if gone or undecodable). */
-  readonly takeValues: (token: string) => Effect.Effect<Option.Option<Map<string, unknown>>, SessionStoreError>
+  /**
+   * Takes another session's live values by the token its client holds (none if gone, undecodable,
+   * not a token at all, or this session's own: `current` is its token).
+   */
+  readonly takeValues: (
+    token: string,
+    current: string | undefined
+  ) => Effect.Effect<Option.Option<Map<string, unknown>>, SessionStoreError>
   /** Fails with `Unsupported` when the store keeps no owner index. */
   readonly requireOwners: Effect.Effect<void, SessionStoreError>
   /** Removes a handle's link to a key from its owner's index (the session under it is gone). */
@@ -397,8 +403,8 @@ const mergeSession = (
 ): Effect.Effect<void, SessionError> =>
   Effect.gen(function*() {
     const raw = Redacted.value(token)
-    if (raw === state.token || !Token.isWellFormed(raw)) return
-    const other = yield* context.takeValues(raw)
+    if (raw === state.token) return
+    const other = yield* context.takeValues(raw, state.token)
     if (Option.isNone(other)) return
     const otherWins = options?.prefer === "other"
     for (const [name, value] of other.value) {
