@@ -149,8 +149,9 @@ const makeWith = (
   const fresh = (now: number): Session => InternalSession.make(InternalSession.freshState(now, lifetimeMillis), context)
 
   /**
-   * Seals the session. A session sealed for the first time gets its id (a renewal has one already,
-   * from `renewToken`); nothing is sent when the sealed value is over `maxSealedSize`.
+   * Seals the session. Its id is the one it was loaded or renewed with; a session sealed for the
+   * first time takes the token a `renewToken` gave it, or a new one. Nothing is sent when the
+   * sealed value is over `maxSealedSize`.
    */
   const write = (state: InternalSession.SessionState, refreshed: boolean) =>
     Effect.clockWith((clock) => {
@@ -158,7 +159,9 @@ const makeWith = (
       const encoded = InternalManager.encode(options, state, now)
       if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
       const created = state.storeKey === undefined
-      const id = state.token ?? Token.generate()
+      // Before its first seal, a session's token is a plain one (from `renewToken`), never a sealed value.
+      const id = state.storeKey ??
+        (state.token !== undefined && Token.isWellFormed(state.token) ? state.token : Token.generate())
       const expiresAt = InternalManager.expiryOf(state, now, idleMillis)
       const plaintext = Seal.encodeText(`${expiresAt}.${id}.${encoded.right}`)
       const length = Seal.sealedLength(sealing, plaintext)
@@ -168,7 +171,7 @@ const makeWith = (
         )
       }
       return Effect.flatMap(Seal.seal(sealing, plaintext), (sealed) => {
-        state.token = id
+        state.token = sealed
         state.storeKey = id
         state.touch = false
         const outcome = SessionManager.CommitOutcome.Written({
@@ -190,10 +193,11 @@ const makeWith = (
     takeKey: () => Effect.succeed(true),
     storeNew: (state, from) =>
       Effect.clockWith((clock) => {
-        // Renewed: a new id, named in the `Renewed` event; the commit seals it.
+        // Renewed: the new token is its new id (named in the `Renewed` event); the commit seals
+        // it, and until then the client holds no token of it.
         const id = state.token ?? Token.generate()
-        state.token = id
         state.storeKey = id
+        state.token = undefined
         return lifecycle.created(id, from, state, clock.unsafeCurrentTimeMillis())
       }),
     destroyed: lifecycle.destroyed,
@@ -204,7 +208,7 @@ const makeWith = (
         Effect.map(
           open(value, clock.unsafeCurrentTimeMillis()),
           (opened) =>
-            opened.reason === "open" && opened.id !== current
+            opened.reason === "open" && opened.id !== current.storeKey
               ? Option.some(new Map(Object.entries(opened.record.values)))
               : Option.none()
         )
@@ -219,7 +223,8 @@ const makeWith = (
     InternalManager.tracedLoad((now, loaded) => {
       const redacted = Option.isOption(input) ? Option.getOrUndefined(input) : input
       if (redacted === undefined) return loaded("no_token", fresh(now))
-      return Effect.flatMap(open(Redacted.value(redacted), now), (opened) => {
+      const value = Redacted.value(redacted)
+      return Effect.flatMap(open(value, now), (opened) => {
         switch (opened.reason) {
           case "malformed":
             return loaded("malformed", fresh(now))
@@ -233,7 +238,7 @@ const makeWith = (
             return Effect.zipRight(Metric.increment(InternalManager.expiredOnLoad), loaded("expired", fresh(now)))
           case "open": {
             const session = InternalManager.fromRecord(context, idleMillis, {
-              token: opened.id,
+              token: value,
               key: opened.id,
               record: opened.record,
               expiresAt: opened.expiresAt,

@@ -71,11 +71,11 @@ export interface SessionContext {
   readonly ownerChanged: (change: "bound" | "unbound", state: SessionState, owner: OwnerState) => Effect.Effect<void>
   /**
    * Takes another session's live values by the token its client holds (none if gone, undecodable,
-   * not a token at all, or this session's own: `current` is its token).
+   * not a token at all, or `current`'s own).
    */
   readonly takeValues: (
     token: string,
-    current: string | undefined
+    current: SessionState
   ) => Effect.Effect<Option.Option<Map<string, unknown>>, SessionStoreError>
   /** Fails with `Unsupported` when the store keeps no owner index. */
   readonly requireOwners: Effect.Effect<void, SessionStoreError>
@@ -404,7 +404,7 @@ const mergeSession = (
   Effect.gen(function*() {
     const raw = Redacted.value(token)
     if (raw === state.token) return
-    const other = yield* context.takeValues(raw, state.token)
+    const other = yield* context.takeValues(raw, state)
     if (Option.isNone(other)) return
     const otherWins = options?.prefer === "other"
     for (const [name, value] of other.value) {
