@@ -242,7 +242,11 @@ export interface Session {
   readonly rememberMe: (remember: boolean) => Effect.Effect<void>
   /** The status in this request. */
   readonly status: Effect.Effect<SessionStatus>
-  /** The token, once it exists (it is created at the first commit of a new session). */
+  /**
+   * The token the client holds, once it exists (it is created at the first commit of a new
+   * session). With sealed cookies (`SessionManager/Sealed`): the sealed value of the last load or
+   * commit, none between a `renewToken` and the commit that seals the renewed session.
+   */
   readonly token: Effect.Effect<Option.Option<Redacted.Redacted<string>>>
   /** The absolute deadline. */
   readonly deadline: Effect.Effect<DateTime.Utc>

@@ -15,7 +15,7 @@
  * (the newest seals, all open) to end every session at once. Nothing is locked: there is no
  * shared state to order.
  *
- * @since 0.3.0
+ * @since 0.2.0
  */
 import * as Arr from "effect/Array"
 import * as Config from "effect/Config"
@@ -40,7 +40,7 @@ import { SessionStoreError } from "../SessionStore.js"
 /**
  * A secret and the id a sealed value names it by (in clear: 1 to 32 of `A-Z a-z 0-9 _ -`).
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category models
  */
 export interface Secret {
@@ -53,7 +53,7 @@ export interface Secret {
  * The manager's options (the lifetimes, the codec and the limits work as with a store), and the
  * secrets.
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category models
  */
 export interface Options extends Omit<SessionManager.Options, "hashTokenInStore"> {
@@ -106,7 +106,7 @@ const checkSecrets = (
 /**
  * Builds a sealed-cookie manager. Fails with `SessionConfigError` when the options are invalid.
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category constructors
  */
 export const make = (options: Options): Effect.Effect<SessionManager.SessionManager, SessionConfigError> =>
@@ -282,7 +282,7 @@ const makeWith = (
 /**
  * The sealed-cookie `SessionManager`, in place of `SessionManager.layer` and a store.
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category layers
  */
 export const layer = (options: Options): Layer.Layer<SessionManager.SessionManager, SessionConfigError> =>
@@ -291,7 +291,7 @@ export const layer = (options: Options): Layer.Layer<SessionManager.SessionManag
 /**
  * Like `layer`, with the options read from `Config`; see `secretsConfig` for the secrets.
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category layers
  */
 export const layerConfig = (
@@ -303,7 +303,7 @@ export const layerConfig = (
  * The secrets from one variable, newest first, as `id:secret` pairs separated by commas
  * (`SESSION_SECRETS=2026-12:<new>,2026-06:<old>`): base64 and hex secrets hold neither `:` nor `,`.
  *
- * @since 0.3.0
+ * @since 0.2.0
  * @category config
  */
 export const secretsConfig = (name: string): Config.Config<ReadonlyArray<Secret>> =>
