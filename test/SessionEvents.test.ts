@@ -23,6 +23,7 @@ import * as TestClock from "effect/TestClock"
 import * as Session from "../src/Session.js"
 import * as SessionEvents from "../src/SessionEvents.js"
 import * as SessionManager from "../src/SessionManager.js"
+import * as Sealed from "../src/SessionManager/Sealed.js"
 import * as SessionMetrics from "../src/SessionMetrics.js"
 import * as SessionMiddleware from "../src/SessionMiddleware.js"
 import * as MemoryStore from "../src/SessionStore/Memory.js"
@@ -616,6 +617,54 @@ describe("SessionEvents over HTTP", () => {
         yield* call(server, "/visit")
         expect(tagsOf(yield* drain(full))).toEqual(["Created"])
         expect((yield* Metric.value(SessionMetrics.eventsDropped)).count).toBe(after)
+      })
+    ))
+})
+
+describe("SessionEvents with sealed cookies", () => {
+  const SealedWithEvents = Sealed.layer({
+    secrets: [{ id: "events", secret: Redacted.make("the secret sealed event tests use") }]
+  }).pipe(Layer.provideMerge(SessionEvents.layer))
+
+  it.scoped("Created, Renewed, OwnerBound, Destroyed and Expired name a sealed session by its id's ref, never its cookie", () =>
+    run(
+      SealedWithEvents,
+      Effect.gen(function*() {
+        const manager = yield* SessionManager.SessionManager
+        const queue = yield* subscribe()
+        const value = secretValue()
+        const session = yield* manager.load(undefined)
+        yield* session.put("value", value)
+        const first = yield* tokenOf(yield* manager.commit(session))
+        const created = yield* single(queue, "Created")
+        expect(created.ref).toMatch(/^[A-Za-z0-9_-]{22}$/)
+
+        const loaded = yield* manager.load(first)
+        yield* loaded.bindOwner("ada", { label: "Firefox" })
+        const [renewed, bound] = yield* drain(queue)
+        expect(as("Renewed", renewed).from).toBe(created.ref)
+        expect(as("OwnerBound", bound).ref).toBe(as("Renewed", renewed).to)
+        const second = yield* tokenOf(yield* manager.commit(loaded))
+        // Written again under its renewed id: no second Created.
+        expect(yield* drain(queue)).toEqual([])
+
+        const again = yield* manager.load(second)
+        yield* again.destroy
+        const destroyed = yield* single(queue, "Destroyed")
+        expect(destroyed.ref).toBe(as("Renewed", renewed).to)
+        expect(destroyed.owner).toEqual(Option.some({ id: "ada", handle: as("OwnerBound", bound).owner.handle }))
+
+        // A sealed session loaded past its expiry: Expired, from the load.
+        yield* TestClock.adjust("25 hours")
+        yield* manager.load(second)
+        const expired = yield* single(queue, "Expired")
+        expect(expired.source).toBe("load")
+        expect(expired.ref).toEqual(Option.some(destroyed.ref))
+
+        const printed = JSON.stringify([created, renewed, bound, destroyed, expired])
+        for (const secret of [value, Redacted.value(first), Redacted.value(second)]) {
+          expect(printed).not.toContain(secret)
+        }
       })
     ))
 })
