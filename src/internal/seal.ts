@@ -6,8 +6,9 @@
  *   aad       = UTF-8 of "effect-session/sealed/1" NUL <secret id>
  *   iv        = 12 random bytes per seal; tag = 16 bytes
  *
- * The version byte and the secret id are bound by the additional data: a value moved under
- * another id, or edited anywhere, does not open.
+ * The secret id is bound by the additional data, beside the label that names the format's
+ * version (a value moved under another id, or edited anywhere, does not open); the version byte
+ * must match the label's version. A new format gets a new label and a new byte together.
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
