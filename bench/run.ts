@@ -9,6 +9,13 @@
  * effect-session, and of that, what the platform's own `http.server` span costs (bare-effect-otel
  * against bare-effect).
  *
+ * It also runs `effect-session-sealed`: the same routes with no store, the whole session sealed in
+ * its cookie (`Sealed.layer`, AES-256-GCM), against bare-effect as effect-session is. Each
+ * connection sends the cookies `/login` set, as for the others; a sealed cookie changes on every
+ * write, and the client does not take up the new one, so every `incr` opens a login cookie
+ * (count 0) and seals a new one: the same work each time (open, then seal), as a browser that
+ * kept the new cookie would cause. `get` writes nothing and sends no cookie back.
+ *
  * Options:
  *   --duration S      seconds per measured run (default 10; --quick: 3)
  *   --warmup S        seconds of warm-up per server and route, discarded (default 3; --quick: 1)
@@ -23,6 +30,7 @@
  *   --no-pin          do not pin the load generator and the servers to separate CPU cores
  *   --no-otel         leave out bare-effect-otel and effect-session-otel (and the OpenTelemetry
  *                     overhead table): the http section takes two servers' time less
+ *   --no-sealed       leave out effect-session-sealed
  */
 import autocannon from "autocannon"
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
@@ -60,6 +68,7 @@ const settings = {
 }
 const json = flag("json")
 const otel = !flag("no-otel")
+const sealed = !flag("no-sealed")
 const onlyIndex = argv.indexOf("--only")
 const sections = new Set(
   onlyIndex >= 0 ? (argv[onlyIndex + 1] ?? "").split(",") : ["http", "memory", "scale", "sweep", "stores", "owners"]
@@ -316,6 +325,7 @@ type ServerName =
   | "bare-effect"
   | "effect-session"
   | "effect-session-owned"
+  | "effect-session-sealed"
   | "bare-effect-otel"
   | "effect-session-otel"
   | "bare-express"
@@ -331,6 +341,8 @@ interface HttpServerSpec {
   readonly routes?: ReadonlyArray<Route>
   /** Runs with the OpenTelemetry SDK installed (left out by `--no-otel`). */
   readonly otel?: boolean
+  /** Runs on sealed cookies (left out by `--no-sealed`). */
+  readonly sealed?: boolean
 }
 
 const allHttpServers: ReadonlyArray<HttpServerSpec> = [
@@ -343,6 +355,13 @@ const allHttpServers: ReadonlyArray<HttpServerSpec> = [
     args: ["--mode", "session", "--owned"],
     routes: ["get", "incr"]
   },
+  // No store: the session sealed in its cookie (servers/effect.ts `--store sealed`).
+  {
+    name: "effect-session-sealed",
+    file: "servers/effect.ts",
+    args: ["--mode", "session", "--store", "sealed"],
+    sealed: true
+  },
   // Both with the OpenTelemetry SDK (servers/effect.ts `--otel`): what tracing costs the platform, and sessions.
   { name: "bare-effect-otel", file: "servers/effect.ts", args: ["--mode", "bare", "--otel"], otel: true },
   { name: "effect-session-otel", file: "servers/effect.ts", args: ["--mode", "session", "--otel"], otel: true },
@@ -352,7 +371,7 @@ const allHttpServers: ReadonlyArray<HttpServerSpec> = [
   { name: "fastify-session", file: "servers/fastify.ts", args: ["--mode", "session"] }
 ]
 
-const httpServers = allHttpServers.filter((spec) => otel || spec.otel !== true)
+const httpServers = allHttpServers.filter((spec) => (otel || spec.otel !== true) && (sealed || spec.sealed !== true))
 
 /** The servers that answer `GET /__spans`. */
 const otelServers: ReadonlySet<string> = new Set(httpServers.filter((s) => s.otel === true).map((s) => s.name))
@@ -361,6 +380,7 @@ const bareOf: Record<ServerName, ServerName> = {
   "bare-effect": "bare-effect",
   "effect-session": "bare-effect",
   "effect-session-owned": "bare-effect",
+  "effect-session-sealed": "bare-effect",
   // Sessions with the SDK against the platform with the SDK; the SDK's own cost is in the OpenTelemetry table.
   "bare-effect-otel": "bare-effect-otel",
   "effect-session-otel": "bare-effect-otel",

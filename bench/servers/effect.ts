@@ -3,11 +3,16 @@
  * `SessionMiddleware.loadAndSave` (`--mode session`).
  *
  * Options for the session mode:
- * - `--store memory|redis|pg` (default memory);
- * - `--prefill N`: commit N two-value sessions through the `SessionManager` before listening;
- * - `--count`: wrap the `SessionStore` to count its calls, reported by `GET /__stats`;
+ * - `--store memory|redis|pg|sealed` (default memory); `sealed` runs no store: the whole session
+ *   travels sealed in its cookie (`Sealed.layer`, one fixed secret, the same lifetime as the
+ *   stores), in place of `SessionManager.layer` and a store;
+ * - `--prefill N`: commit N two-value sessions through the `SessionManager` before listening (not
+ *   with `sealed`: there is nowhere to keep them);
+ * - `--count`: wrap the `SessionStore` to count its calls, reported by `GET /__stats` (not with
+ *   `sealed`: there is no store to count);
  * - `--owned`: `/login` also binds the session to an owner of its own (`bindOwner`, with a label),
- *   so `get` and `incr` run on logged-in users' sessions, whose records carry the owner.
+ *   so `get` and `incr` run on logged-in users' sessions, whose records carry the owner (with
+ *   `sealed`, the owner travels in the seal).
  *
  * In either mode, `--otel` installs the OpenTelemetry SDK (`NodeSdk.layer` from
  * @effect/opentelemetry) as an application would in production: a `BatchSpanProcessor` with its
@@ -27,10 +32,12 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
+import * as Redacted from "effect/Redacted"
 import { randomBytes } from "node:crypto"
 import { createServer } from "node:http"
 import { Session } from "../../src/Session.js"
 import * as SessionManager from "../../src/SessionManager.js"
+import * as Sealed from "../../src/SessionManager/Sealed.js"
 import * as SessionMiddleware from "../../src/SessionMiddleware.js"
 import { SessionStore } from "../../src/SessionStore.js"
 import { announce, argValue, BARE_USER, cpuMicros, userValue } from "../shared.js"
@@ -42,6 +49,15 @@ const prefill = Number(argValue("prefill", "0"))
 const counting = process.argv.includes("--count")
 const owned = process.argv.includes("--owned")
 const otel = process.argv.includes("--otel")
+const sealed = storeName === "sealed"
+
+if (sealed && (prefill > 0 || counting)) {
+  const refused = prefill > 0 ? "--prefill" : "--count"
+  console.error(
+    `effect-session server: --store sealed keeps no sessions on the server: ${refused} has no store to act on`
+  )
+  process.exit(2)
+}
 
 const ServerLive = NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" })
 
@@ -151,12 +167,29 @@ const CountingStore = Layer.effect(
   }))
 )
 
-const withSession = async () => {
+/** The manager's options, the same for every store and for sealed cookies. */
+const managerOptions: SessionManager.Options = { lifetime: "24 hours" }
+
+/** A fixed secret (at least 32 bytes): the bench measures sealing, not key management. */
+const benchSecret: Sealed.Secret = {
+  id: "bench",
+  secret: Redacted.make("effect-session-bench-secret-0123456789abcdef")
+}
+
+/** The `SessionManager`: store-backed (on a counting wrapper with `--count`), or sealed cookies. */
+const sessionLayer = async (): Promise<Layer.Layer<SessionManager.SessionManager, unknown>> => {
+  if (sealed) return Sealed.layer({ ...managerOptions, secrets: [benchSecret] })
   const store = await storeLayer(storeName, prefill)
   if (store._tag === "Unavailable") {
     console.error(`effect-session server: ${store.reason}`)
     process.exit(3)
   }
+  const StoreLive = counting ? CountingStore.pipe(Layer.provide(store.layer)) : store.layer
+  return SessionManager.layer(managerOptions).pipe(Layer.provide(StoreLive))
+}
+
+const withSession = async () => {
+  const SessionLive = await sessionLayer()
   let logins = prefill
   const count = <E>(effect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, Session>) =>
     counting ? Effect.zipRight(Effect.sync(() => stats.requests++), effect) : effect
@@ -223,8 +256,6 @@ const withSession = async () => {
       yield* manager.commit(session)
     }
   })
-  const StoreLive = counting ? CountingStore.pipe(Layer.provide(store.layer)) : store.layer
-  const SessionLive = SessionManager.layer({ lifetime: "24 hours" }).pipe(Layer.provide(StoreLive))
   return Layer.mergeAll(HttpServer.serve(SessionMiddleware.loadAndSave(router)), ready(fill)).pipe(
     Layer.provide(SessionLive),
     Layer.provide(ServerLive)
