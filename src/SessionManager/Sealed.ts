@@ -20,6 +20,7 @@
 import * as Arr from "effect/Array"
 import * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
@@ -124,7 +125,7 @@ const makeWith = (
   maxSealedSize: number,
   events: InternalEvents.Hub | undefined
 ): SessionManager.SessionManager => {
-  const lifetimeMillis = InternalManager.lifetimeMillisOf(options)
+  const lifetimeMillis = Duration.toMillis(options.lifetime)
   const idleMillis = InternalManager.idleMillisOf(options)
   const codec = options.codec
   const sealing = keys[0]
@@ -153,8 +154,8 @@ const makeWith = (
    * first time takes the token a `renewToken` gave it, or a new one. Nothing is sent when the
    * sealed value is over `maxSealedSize`.
    */
-  const write = (state: InternalSession.SessionState, refreshed: boolean) =>
-    Effect.clockWith((clock) => {
+  const write = (state: InternalSession.SessionState) =>
+    Effect.clockWith((clock): Effect.Effect<SessionManager.CommitOutcome, SessionManager.SessionError> => {
       const now = clock.unsafeCurrentTimeMillis()
       const encoded = InternalManager.encode(options, state, now)
       if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
@@ -182,11 +183,11 @@ const makeWith = (
         })
         return created ? Effect.as(lifecycle.created(id, undefined, state, now), outcome) : Effect.succeed(outcome)
       })
-    }).pipe(Effect.map((outcome) => ({ outcome, refreshed })))
+    })
 
   const context: InternalSession.SessionContext = {
     lifetimeMillis,
-    maxLifetimeMillis: InternalManager.maxLifetimeMillisOf(options),
+    maxLifetimeMillis: Duration.toMillis(options.maxLifetime),
     onValueDecodeError: options.onValueDecodeError,
     // Nothing is kept on the server: a destroyed or renewed session's cookie is replaced.
     deleteKey: () => Effect.void,
@@ -256,11 +257,10 @@ const makeWith = (
     InternalManager.tracedCommit((committed) => {
       const state = InternalSession.stateOf(session)
       if (state.status === "Destroyed") return committed(SessionManager.CommitOutcome.Destroyed(), false)
+      // Changed, or due for a reseal (half of the idle window passed, or sealed with an older secret).
       if (state.status === "Modified" || state.touch) {
-        return Effect.flatMap(
-          write(state, state.status !== "Modified"),
-          ({ outcome, refreshed }) => committed(outcome, refreshed)
-        )
+        const refreshed = state.status !== "Modified"
+        return Effect.flatMap(write(state), (outcome) => committed(outcome, refreshed))
       }
       return committed(SessionManager.CommitOutcome.Unchanged(), false)
     })

@@ -185,12 +185,6 @@ export const undecodable = <E>(
   )
 }
 
-/** A new session's lifetime in milliseconds. */
-export const lifetimeMillisOf = (options: ResolvedOptions): number => Duration.toMillis(options.lifetime)
-
-/** The absolute cap in milliseconds. */
-export const maxLifetimeMillisOf = (options: ResolvedOptions): number => Duration.toMillis(options.maxLifetime)
-
 /** The idle window in milliseconds, 0 without an idle timeout. */
 export const idleMillisOf = (options: ResolvedOptions): number =>
   Option.match(options.idleTimeout, { onNone: () => 0, onSome: Duration.toMillis })
