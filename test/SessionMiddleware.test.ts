@@ -488,6 +488,18 @@ describe("transports", () => {
       expect((yield* call(served, "/get", { headers: { authorization: `Bearer ${token}` } })).body).toBe("")
     }).pipe(Effect.provide(managerWith()), (self) => TestClock.setTime(START).pipe(Effect.zipRight(self))))
 
+  it.scoped("sealed cookies travel in headers too: Authorization: Bearer in, X-Session-Token out", () =>
+    Effect.gen(function*() {
+      const served = yield* serve(headerApp(SessionTransport.header()))
+      const put = yield* call(served, "/put")
+      const sealed = put.headers.get("x-session-token") ?? ""
+      expect(sealed).toMatch(MODES[1].value)
+      const get = yield* call(served, "/get", { headers: { authorization: `Bearer ${sealed}` } })
+      expect(get.body).toBe("Hello from a session!")
+      const edited = `${sealed.slice(0, -1)}${sealed.endsWith("A") ? "B" : "A"}`
+      expect((yield* call(served, "/get", { headers: { authorization: `Bearer ${edited}` } })).body).toBe("")
+    }).pipe(Effect.provide(MODES[1].manager({})), (self) => TestClock.setTime(START).pipe(Effect.zipRight(self))))
+
   it.scoped("a custom request header carries the bare token", () =>
     Effect.gen(function*() {
       const served = yield* serve(headerApp(SessionTransport.header({ requestHeader: "X-Session-Token" })))
