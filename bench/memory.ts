@@ -1,5 +1,5 @@
 /**
- * Heap bytes per stored session: run as `node --expose-gc --import tsx bench/memory.ts --library
+ * Bytes per stored session: run as `node --expose-gc --import tsx bench/memory.ts --library
  * effect-session|express-session [--sessions 100000]`, one library per process. Prints one JSON
  * object.
  *
@@ -7,6 +7,10 @@
  * through the library's own API: for effect-session `SessionManager` load / put / commit on the
  * memory store (so the store holds exactly what a request would write), for express-session
  * `MemoryStore.set` with the object express-session itself stores (its `Cookie` plus the values).
+ *
+ * `bytesPerSession` is the JavaScript heap (`heapUsed`); `arrayBufferBytesPerSession` is what
+ * typed arrays hold outside it (`arrayBuffers`: the memory store keeps expiries in a
+ * `Float64Array` and its free slots in an `Int32Array`, each grown by doubling).
  */
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -26,9 +30,10 @@ const collect = (): void => {
   for (let i = 0; i < 4; i++) globalThis.gc()
 }
 
-const heapUsed = (): number => {
+const used = (): { readonly heap: number; readonly arrayBuffers: number } => {
   collect()
-  return process.memoryUsage().heapUsed
+  const { arrayBuffers, heapUsed } = process.memoryUsage()
+  return { heap: heapUsed, arrayBuffers }
 }
 
 interface Measurement {
@@ -36,6 +41,7 @@ interface Measurement {
   readonly sessions: number
   readonly stored: number
   readonly bytesPerSession: number
+  readonly arrayBufferBytesPerSession: number
   readonly sampleKeyLength: number
   readonly samplePayloadLength: number
 }
@@ -46,14 +52,14 @@ const measureEffectSession = (): Promise<Measurement> =>
     const manager = yield* SessionManager.make({ lifetime: "24 hours" }).pipe(
       Effect.provideService(SessionStore, store)
     )
-    const before = heapUsed()
+    const before = used()
     for (let i = 0; i < sessions; i++) {
       const current = yield* manager.load(undefined)
       yield* current.put("user", userValue(i))
       yield* current.put("count", 0)
       yield* manager.commit(current)
     }
-    const after = heapUsed()
+    const after = used()
     const stored = yield* store.size
     const sample = store.all === undefined
       ? Option.none()
@@ -64,7 +70,8 @@ const measureEffectSession = (): Promise<Measurement> =>
       library: "effect-session",
       sessions,
       stored,
-      bytesPerSession: Math.round((after - before) / sessions),
+      bytesPerSession: Math.round((after.heap - before.heap) / sessions),
+      arrayBufferBytesPerSession: Math.round((after.arrayBuffers - before.arrayBuffers) / sessions),
       sampleKeyLength: key.length,
       samplePayloadLength: data.length
     }
@@ -73,7 +80,7 @@ const measureEffectSession = (): Promise<Measurement> =>
 const measureExpressSession = (): Promise<Measurement> =>
   new Promise((resolve) => {
     const store = new session.MemoryStore()
-    const before = heapUsed()
+    const before = used()
     let firstKey = ""
     for (let i = 0; i < sessions; i++) {
       // express-session's ids: uid-safe(24), 32 base64url characters.
@@ -84,14 +91,15 @@ const measureExpressSession = (): Promise<Measurement> =>
     }
     // MemoryStore.set defers its callback; let those run before measuring.
     setImmediate(() => {
-      const after = heapUsed()
+      const after = used()
       store.length((_error, stored) => {
         store.get(firstKey, (_e, found) => {
           resolve({
             library: "express-session",
             sessions,
             stored: stored ?? 0,
-            bytesPerSession: Math.round((after - before) / sessions),
+            bytesPerSession: Math.round((after.heap - before.heap) / sessions),
+            arrayBufferBytesPerSession: Math.round((after.arrayBuffers - before.arrayBuffers) / sessions),
             sampleKeyLength: firstKey.length,
             samplePayloadLength: JSON.stringify(found).length
           })

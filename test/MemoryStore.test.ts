@@ -98,14 +98,25 @@ describe("MemoryStore", () => {
       expect(yield* memory.size).toBe(1)
     }))
 
-  it.scoped("find and take hand out the stored entry itself, not a copy", () =>
+  it.scoped("an entry handed out never changes: later writes, touches, takes and reused slots leave it as it was", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(START)
       const store = yield* MemoryStore.make({ cleanupInterval: 0 })
       yield* store.commit("k", "v", START + 60_000, "create")
-      const first = Option.getOrThrow(yield* store.find("k"))
-      expect(Option.getOrThrow(yield* store.find("k"))).toBe(first)
-      expect(Option.getOrThrow(yield* store.take("k"))).toBe(first)
+      const found = Option.getOrThrow(yield* store.find("k"))
+      yield* store.commit("k", "v2", START + 120_000, "update")
+      yield* store.touch("k", START + 180_000)
+      expect(found).toEqual({ data: "v", expiresAt: START + 60_000 })
+      const taken = Option.getOrThrow(yield* store.take("k"))
+      expect(taken).toEqual({ data: "v2", expiresAt: START + 180_000 })
+      // The freed place is reused by the next keys, and the key itself is created again.
+      yield* store.commit("other", "o", START + 1000, "create")
+      yield* store.commit("k", "v3", START + 240_000, "create")
+      yield* TestClock.adjust("1 second")
+      expect(yield* store.sweep).toBe(1)
+      expect(found).toEqual({ data: "v", expiresAt: START + 60_000 })
+      expect(taken).toEqual({ data: "v2", expiresAt: START + 180_000 })
+      expect(yield* store.find("k")).toEqual(Option.some({ data: "v3", expiresAt: START + 240_000 }))
     }))
 
   it.scoped("maxEntries must be a positive integer", () =>
