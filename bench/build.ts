@@ -30,7 +30,8 @@ export const build = (): (file: string) => string => {
       "servers/fastify.ts",
       "memory.ts",
       "sweep.ts",
-      "owners.ts"
+      "owners.ts",
+      "parts-run.ts"
     ]
   ) {
     if (!fs.existsSync(compiled(file))) throw new Error(`bench: tsc did not emit ${compiled(file)}`)

@@ -54,7 +54,11 @@ const result = await autocannon({
     ? [{ method: "GET", path: "/new" }]
     : cookies.map((cookie) => ({ method: "GET", path: `/${route}`, headers: { cookie } }))
 })
-console.log(`${server} ${route}: ${Math.round(result.requests.average)} req/s, p99 ${result.latency.p99} ms`)
+console.log(
+  `${server} ${route}: ${
+    Math.round(result.requests.average)
+  } req/s, p99 ${result.latency.p99} ms, ${result.requests.total} requests`
+)
 await new Promise<void>((resolve) => {
   child.once("exit", () => resolve())
   child.disconnect()

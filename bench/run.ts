@@ -16,6 +16,12 @@
  * (count 0) and seals a new one: the same work each time (open, then seal), as a browser that
  * kept the new cookie would cause. `get` writes nothing and sends no cookie back.
  *
+ * And `effect-headers-only`: bare-effect answering with exactly the headers effect-session's
+ * responses carry (`Vary: Cookie`, and on writes the session's `Set-Cookie` and `Cache-Control`),
+ * with no session behind them. Its CPU above bare-effect is what those headers cost on
+ * @effect/platform and Node: a floor under effect-session's added CPU that no library work removes.
+ * Every row reports its added CPU per request over its own bare framework.
+ *
  * Options:
  *   --duration S      seconds per measured run (default 10; --quick: 3)
  *   --warmup S        seconds of warm-up per server and route, discarded (default 3; --quick: 1)
@@ -326,6 +332,7 @@ type ServerName =
   | "effect-session"
   | "effect-session-owned"
   | "effect-session-sealed"
+  | "effect-headers-only"
   | "bare-effect-otel"
   | "effect-session-otel"
   | "bare-express"
@@ -362,6 +369,9 @@ const allHttpServers: ReadonlyArray<HttpServerSpec> = [
     args: ["--mode", "session", "--store", "sealed"],
     sealed: true
   },
+  // No session at all: bare-effect answering with the headers effect-session's responses carry
+  // (servers/effect.ts `--mode headers`): the part of the added cost that is the headers' own.
+  { name: "effect-headers-only", file: "servers/effect.ts", args: ["--mode", "headers"] },
   // Both with the OpenTelemetry SDK (servers/effect.ts `--otel`): what tracing costs the platform, and sessions.
   { name: "bare-effect-otel", file: "servers/effect.ts", args: ["--mode", "bare", "--otel"], otel: true },
   { name: "effect-session-otel", file: "servers/effect.ts", args: ["--mode", "session", "--otel"], otel: true },
@@ -381,6 +391,7 @@ const bareOf: Record<ServerName, ServerName> = {
   "effect-session": "bare-effect",
   "effect-session-owned": "bare-effect",
   "effect-session-sealed": "bare-effect",
+  "effect-headers-only": "bare-effect",
   // Sessions with the SDK against the platform with the SDK; the SDK's own cost is in the OpenTelemetry table.
   "bare-effect-otel": "bare-effect-otel",
   "effect-session-otel": "bare-effect-otel",
@@ -402,6 +413,8 @@ interface HttpRow {
   readonly cpuUs: number
   /** The bare framework's CPU per request over this server's: the throughput ratio a CPU-bound server would show. */
   readonly cpuRatio: number
+  /** Server CPU µs per request above the same framework without sessions. */
+  readonly addedCpuUs: number
   /** Spans exported per request (median), on the servers with the OpenTelemetry SDK. */
   readonly spansPerRequest?: number | undefined
 }
@@ -433,6 +446,7 @@ const runHttp = async (
           ...summary,
           ratio: round(summary.rps / bare.rps, 3),
           cpuRatio: round(bare.cpuUs / summary.cpuUs, 3),
+          addedCpuUs: round(summary.cpuUs - bare.cpuUs, 1),
           ...(spans.length > 0 ? { spansPerRequest: round(median(spans), 2) } : {})
         })
       }
@@ -770,6 +784,26 @@ const targetsOf = (
         met: incr >= 0.8
       })
     }
+    // Issue 16's: the write routes' ratios, and their added CPU at most half the best peer's.
+    for (const [route, floor] of [["incr", 0.75], ["new", 0.72]] as const) {
+      const ours = ratio("effect-session", route)
+      if (ours !== undefined) {
+        targets.push({
+          target: `${route} ≥ ${floor}× bare-effect`,
+          value: `${ours}× ${cpu("effect-session", route)}`,
+          met: ours >= floor
+        })
+      }
+      const added = row("effect-session", route)?.addedCpuUs
+      const peers = [row("express-session", route)?.addedCpuUs, row("fastify-session", route)?.addedCpuUs]
+      if (added === undefined || peers.some((peer) => peer === undefined)) continue
+      const best = Math.min(...(peers as Array<number>))
+      targets.push({
+        target: `${route}: added CPU ≤ half the best peer's`,
+        value: `+${added} µs vs +${best} µs (half: ${round(best / 2, 1)})`,
+        met: added <= best / 2
+      })
+    }
     for (const route of routes) {
       const ours = ratio("effect-session", route)
       const express = ratio("express-session", route)
@@ -849,7 +883,14 @@ const main = async () => {
       machine,
       settings,
       http: http?.map(({ p99Ms, route, rps, server }) => ({ server, route, rps, p99Ms })),
-      ratios: http?.map(({ cpuRatio, cpuUs, ratio, route, server }) => ({ server, route, ratio, cpuUs, cpuRatio })),
+      ratios: http?.map(({ addedCpuUs, cpuRatio, cpuUs, ratio, route, server }) => ({
+        server,
+        route,
+        ratio,
+        cpuUs,
+        cpuRatio,
+        addedCpuUs
+      })),
       otel: otelRows !== undefined && otelRows.length > 0 ? otelRows : undefined,
       memory,
       scale,
@@ -870,7 +911,7 @@ const main = async () => {
   if (http !== undefined) {
     log("")
     log(table(
-      ["route", "server", "req/s", "p99 ms", "× own bare (req/s)", "CPU µs/req", "× own bare (CPU)"],
+      ["route", "server", "req/s", "p99 ms", "× own bare (req/s)", "CPU µs/req", "× own bare (CPU)", "added CPU µs"],
       http.map((r) => [
         r.route,
         r.server,
@@ -878,7 +919,8 @@ const main = async () => {
         r.p99Ms,
         r.server.startsWith("bare-") ? "1" : r.ratio.toFixed(3),
         r.cpuUs,
-        r.server.startsWith("bare-") ? "1" : r.cpuRatio.toFixed(3)
+        r.server.startsWith("bare-") ? "1" : r.cpuRatio.toFixed(3),
+        r.server.startsWith("bare-") ? "" : `+${r.addedCpuUs}`
       ])
     ))
   }

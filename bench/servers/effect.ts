@@ -28,6 +28,7 @@ import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { PeriodicExportingMetricReader, type PushMetricExporter } from "@opentelemetry/sdk-metrics"
 import { BatchSpanProcessor, type SpanExporter } from "@opentelemetry/sdk-trace-base"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
@@ -262,7 +263,49 @@ const withSession = async () => {
   )
 }
 
-const app = mode === "bare" ? bare() : await withSession()
+/**
+ * `--mode headers`: the bare routes, answering with the headers effect-session's responses carry
+ * and nothing else: `Vary: Cookie` on every route, and on the writing routes (`/incr`, `/new`,
+ * `/login`) a `Set-Cookie` of a fixed 43-character token with the default attributes and
+ * `Cache-Control`, built through the platform's `Cookies` as the cookie transport builds them. No
+ * session is read or written. Its CPU above bare-effect is what the headers alone cost: the part
+ * of a session library's added cost on @effect/platform that no library work can remove.
+ */
+const headersOnly = () => {
+  let counter = 0
+  const token = "bhFICnmpuuRyqxAci_tt6XBK-m_pPxFroLmpPlJzm50"
+  const vary = (response: HttpServerResponse.HttpServerResponse) =>
+    HttpServerResponse.setHeader(response, "Vary", "Cookie")
+  const written = (response: HttpServerResponse.HttpServerResponse) => {
+    const now = Date.now()
+    const expiresAt = now + 86_400_000
+    return vary(HttpServerResponse.setHeader(
+      HttpServerResponse.unsafeSetCookie(response, "session", token, {
+        path: "/",
+        domain: undefined,
+        httpOnly: true,
+        secure: true,
+        partitioned: false,
+        sameSite: "lax",
+        expires: new Date(Math.ceil(expiresAt / 1000) * 1000),
+        maxAge: Duration.seconds(Math.ceil((expiresAt - now) / 1000))
+      }),
+      "Cache-Control",
+      "private, no-cache=\"Set-Cookie\""
+    ))
+  }
+  const router = HttpRouter.empty.pipe(
+    HttpRouter.get("/login", Effect.sync(() => written(HttpServerResponse.text("ok")))),
+    HttpRouter.get("/get", Effect.sync(() => vary(HttpServerResponse.text(BARE_USER)))),
+    HttpRouter.get("/incr", Effect.sync(() => written(HttpServerResponse.text(String(++counter))))),
+    HttpRouter.get("/new", Effect.sync(() => written(HttpServerResponse.text("ok")))),
+    HttpRouter.get("/__cpu", Effect.sync(() => HttpServerResponse.text(String(cpuMicros())))),
+    spansRoute
+  )
+  return Layer.mergeAll(HttpServer.serve(router), ready(Effect.void)).pipe(Layer.provide(ServerLive))
+}
+
+const app = mode === "bare" ? bare() : mode === "headers" ? headersOnly() : await withSession()
 const main = otel ? Layer.provide(app, OtelLive) : app
 
 main.pipe(
