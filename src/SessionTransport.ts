@@ -276,7 +276,28 @@ const COOKIE_CACHE_DROP = [...SHARED_CACHE_DIRECTIVES, "private"]
 const COOKIE_CACHE_ADD = ["private", "no-cache=\"Set-Cookie\""]
 const HEADER_CACHE_ADD = ["no-store"]
 
+/**
+ * The session cookie's `Set-Cookie` lines, written once per transport but for the token and the
+ * expiry: the text the platform's `Cookies` makes of the same cookie, attribute for attribute and
+ * in its order (the name, path and domain were checked when the transport was made, and a token
+ * is base64url, so nothing needs encoding).
+ */
+const cookieLines = (options: ResolvedCookie) => {
+  const scope = `${options.domain === undefined ? "" : `; Domain=${options.domain}`}; Path=${options.path}`
+  const flags = `${options.httpOnly ? "; HttpOnly" : ""}${options.secure ? "; Secure" : ""}${
+    options.partitioned ? "; Partitioned" : ""
+  }; SameSite=${options.sameSite === "lax" ? "Lax" : options.sameSite === "strict" ? "Strict" : "None"}`
+  return {
+    persistent: (value: string, expires: Date, maxAgeSeconds: number) =>
+      `${options.name}=${value}; Max-Age=${maxAgeSeconds}${scope}; Expires=${expires.toUTCString()}${flags}`,
+    // A browser-session cookie: no Expires, no Max-Age.
+    browserSession: (value: string) => `${options.name}=${value}${scope}${flags}`,
+    cleared: `${options.name}=; Max-Age=0${scope}; Expires=${DELETION_EXPIRES.toUTCString()}${flags}`
+  }
+}
+
 const cookieTransport = (options: ResolvedCookie): SessionTransport => {
+  const lines = cookieLines(options)
   // Built field by field: an object spread costs more than the rest of setting the cookie.
   const attributes = (expires: Date | undefined, maxAge: Duration.Duration | undefined): Cookies.Cookie["options"] => ({
     path: options.path,
@@ -288,10 +309,30 @@ const cookieTransport = (options: ResolvedCookie): SessionTransport => {
     expires,
     maxAge
   })
-  // A browser-session cookie: no Expires, no Max-Age.
-  const browserSession = attributes(undefined, undefined)
   const keepOutOfSharedCaches = (response: HttpServerResponse.HttpServerResponse) =>
     restrictCaching(response, COOKIE_CACHE_DROP, COOKIE_CACHE_ADD)
+  /**
+   * `response` with the session cookie, kept out of shared caches. Its line goes in the
+   * `Set-Cookie` header, which the server sends beside the cookies of `response.cookies` (a
+   * cookie of the session's name there gives way to it): the server then has no cookie to
+   * serialize. Only when the app has set a `Set-Cookie` header itself (headers hold one line
+   * per name) does the session cookie join `response.cookies`, as the value and attributes
+   * `cookie` gives.
+   */
+  const withCookie = (
+    response: HttpServerResponse.HttpServerResponse,
+    line: string,
+    cookie: () => readonly [value: string, attributes: Cookies.Cookie["options"]]
+  ): HttpServerResponse.HttpServerResponse => {
+    if (response.headers["set-cookie"] !== undefined) {
+      const [value, cookieAttributes] = cookie()
+      return keepOutOfSharedCaches(HttpServerResponse.unsafeSetCookie(response, options.name, value, cookieAttributes))
+    }
+    const withoutOwn = options.name in response.cookies.cookies
+      ? HttpServerResponse.removeCookie(response, options.name)
+      : response
+    return keepOutOfSharedCaches(HttpServerResponse.setHeader(withoutOwn, "set-cookie", line))
+  }
   // Logged without any value: the cookies of the request are secrets.
   const repeated = (count: number) =>
     Effect.logWarning(
@@ -314,28 +355,22 @@ const cookieTransport = (options: ResolvedCookie): SessionTransport => {
             return repeated(found.count)
         }
       }),
-    // The name, path and domain were checked when the transport was made, and a token is
-    // base64url, so these cookies are valid.
     write: (response, token, { expiresAt, now, rememberMe }) =>
-      Effect.sync(() =>
-        keepOutOfSharedCaches(HttpServerResponse.unsafeSetCookie(
+      Effect.sync(() => {
+        const value = Redacted.value(token)
+        if (!(rememberMe ?? options.persist)) {
+          return withCookie(response, lines.browserSession(value), () => [value, attributes(undefined, undefined)])
+        }
+        const expires = new Date(Math.ceil(expiresAt / 1000) * 1000)
+        const maxAge = Math.max(0, Math.ceil((expiresAt - now) / 1000))
+        return withCookie(
           response,
-          options.name,
-          Redacted.value(token),
-          rememberMe ?? options.persist
-            ? attributes(
-              new Date(Math.ceil(expiresAt / 1000) * 1000),
-              Duration.seconds(Math.max(0, Math.ceil((expiresAt - now) / 1000)))
-            )
-            : browserSession
-        ))
-      ),
-    clear: (response) =>
-      Effect.sync(() =>
-        keepOutOfSharedCaches(
-          HttpServerResponse.unsafeSetCookie(response, options.name, "", attributes(DELETION_EXPIRES, Duration.zero))
+          lines.persistent(value, expires, maxAge),
+          () => [value, attributes(expires, Duration.seconds(maxAge))]
         )
-      ),
+      }),
+    clear: (response) =>
+      Effect.sync(() => withCookie(response, lines.cleared, () => ["", attributes(DELETION_EXPIRES, Duration.zero)])),
     decorate: (response) => appendHeaderValue(response, "Vary", "Cookie")
   }
 }

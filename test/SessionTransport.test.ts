@@ -104,6 +104,80 @@ describe("reading the session cookie", () => {
     }))
 })
 
+/** The `Set-Cookie` lines a server sends for `response`: its cookies and its `Set-Cookie` header. */
+const setCookieLines = (response: HttpServerResponse.HttpServerResponse): Array<string> =>
+  HttpServerResponse.toWeb(response).headers.getSetCookie()
+
+describe("writing the session cookie", () => {
+  const expiry = { expiresAt: 90_061_500, now: 1_000, rememberMe: undefined }
+  const token = Redacted.make(TOKEN)
+  const settings: ReadonlyArray<SessionTransport.CookieOptions> = [
+    {},
+    { name: "__Host-sid", sameSite: "strict" },
+    { name: "__Secure-sid", domain: "example.com", path: "/app", sameSite: "none", partitioned: true },
+    { name: "sid", secure: false, httpOnly: false },
+    { persist: false },
+    { persist: false, domain: "sub.example.com", sameSite: "strict", partitioned: true }
+  ]
+
+  it.effect("the same lines as the platform's Cookies makes of the same cookie, set, sent for the session and cleared", () =>
+    Effect.gen(function*() {
+      for (const options of settings) {
+        const transport = yield* SessionTransport.cookie(options)
+        const attributes = {
+          path: options.path ?? "/",
+          domain: options.domain,
+          httpOnly: options.httpOnly ?? true,
+          secure: options.secure ?? true,
+          partitioned: options.partitioned ?? false,
+          sameSite: options.sameSite ?? "lax"
+        }
+        const name = options.name ?? "session"
+        const platform = (value: string, more: Partial<Cookies.Cookie["options"]>) =>
+          Cookies.serializeCookie(Cookies.unsafeMakeCookie(name, value, { ...attributes, ...more }))
+        const written = yield* transport.write(HttpServerResponse.empty(), token, expiry)
+        expect(setCookieLines(written)).toEqual([
+          options.persist === false
+            ? platform(TOKEN, {})
+            // Expires rounded up to the second, Max-Age in whole seconds (90,060.5 s → 90,061).
+            : platform(TOKEN, { expires: new Date(90_062_000), maxAge: "90061 seconds" })
+        ])
+        const remembered = yield* transport.write(HttpServerResponse.empty(), token, { ...expiry, rememberMe: true })
+        expect(setCookieLines(remembered)).toEqual([
+          platform(TOKEN, { expires: new Date(90_062_000), maxAge: "90061 seconds" })
+        ])
+        const forgotten = yield* transport.write(HttpServerResponse.empty(), token, { ...expiry, rememberMe: false })
+        expect(setCookieLines(forgotten)).toEqual([platform(TOKEN, {})])
+        const cleared = yield* transport.clear(HttpServerResponse.empty())
+        expect(setCookieLines(cleared)).toEqual([platform("", { expires: new Date(1000), maxAge: 0 })])
+      }
+    }))
+
+  it.effect("beside the app's own cookies, in its cookies or its Set-Cookie header; one of the session's name gives way", () =>
+    Effect.gen(function*() {
+      const transport = SessionTransport.cookieDefault
+      const sessionLine = setCookieLines(yield* transport.write(HttpServerResponse.empty(), token, expiry))[0]
+      const cleared = setCookieLines(yield* transport.clear(HttpServerResponse.empty()))[0]
+      const app = HttpServerResponse.empty().pipe(
+        HttpServerResponse.unsafeSetCookie("theme", "dark"),
+        HttpServerResponse.unsafeSetCookie("session", "planted-by-the-app")
+      )
+      expect(setCookieLines(yield* transport.write(app, token, expiry)).sort()).toEqual(
+        ["theme=dark", sessionLine].sort()
+      )
+      expect(setCookieLines(yield* transport.clear(app)).sort()).toEqual(["theme=dark", cleared].sort())
+      // Headers hold one line per name: with the app's own Set-Cookie header, the session cookie
+      // joins the response's cookies, and both lines are sent.
+      const withHeader = HttpServerResponse.setHeader(app, "Set-Cookie", "lang=en; Path=/")
+      const written = yield* transport.write(withHeader, token, expiry)
+      expect(setCookieLines(written).sort()).toEqual(["lang=en; Path=/", "theme=dark", sessionLine].sort())
+      expect(written.headers["cache-control"]).toBe("private, no-cache=\"Set-Cookie\"")
+      expect(setCookieLines(yield* transport.clear(withHeader)).sort()).toEqual(
+        ["lang=en; Path=/", "theme=dark", cleared].sort()
+      )
+    }))
+})
+
 describe("Secure by default", () => {
   const attributesOf = (transport: SessionTransport.SessionTransport) =>
     Effect.map(
@@ -112,7 +186,7 @@ describe("Secure by default", () => {
         now: 0,
         rememberMe: undefined
       }),
-      (response) => Cookies.toSetCookieHeaders(response.cookies)[0].split("; ").slice(1)
+      (response) => setCookieLines(response)[0].split("; ").slice(1)
     )
 
   it.effect("Secure unless secure: false", () =>
