@@ -136,7 +136,10 @@ const timed = <A, E, R>(
     return underSpan(fiber, name, options, (annotate, spanned) => {
       const run = spanned ? quiet(effect) : effect
       return interrupted === "record"
-        ? Effect.onExit(run, (exit) => Effect.sync(() => end(exit, annotate)))
+        ? Effect.onExit(run, (exit) => {
+          end(exit, annotate)
+          return Effect.void
+        })
         : Effect.matchCauseEffect(run, {
           onFailure: (cause) => end(Exit.failCause(cause), annotate),
           onSuccess: (value) => end(Exit.succeed(value), annotate)
