@@ -182,3 +182,16 @@ export const eventsDropped: Metric.Metric.Counter<number> = Metric.counter("effe
   description: "Session lifecycle events dropped for a subscriber that fell behind",
   incremental: true
 })
+
+/**
+ * Requests refused by the CSRF check, by `reason` (`CrossOriginRequest`, `OriginMismatch`,
+ * `TokenMissing`, `TokenInvalid`). A rise after a deploy is a missing trusted origin or a form
+ * without its token; a steady trickle is what the check is for.
+ *
+ * @since 0.2.0
+ * @category metrics
+ */
+export const csrfRefused: Metric.Metric.Counter<number> = Metric.counter("effect_session_csrf_refused_total", {
+  description: "Requests refused as possible cross-site request forgeries",
+  incremental: true
+})

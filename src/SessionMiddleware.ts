@@ -9,6 +9,7 @@
  */
 import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
 import * as HttpApiSchema from "@effect/platform/HttpApiSchema"
+import type * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
 import * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
@@ -27,7 +28,7 @@ import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as InternalOptions from "./internal/options.js"
 import { Session } from "./Session.js"
-import type { SessionConfigError } from "./SessionConfigError.js"
+import { SessionConfigError } from "./SessionConfigError.js"
 import { SessionLock } from "./SessionLock.js"
 import type { SessionLockError } from "./SessionLock.js"
 import { SessionManager } from "./SessionManager.js"
@@ -428,42 +429,133 @@ export class SessionBusy extends Schema.TaggedError<SessionBusy>()(
  * The `Session` for `HttpApi` handlers: `.middleware(SessionApi)` on a group or endpoint, and
  * provide `layerApi`. An `HttpApi` middleware runs before the handler, not around it: the commit
  * is a pre-response handler, and the request's scope lets go of the lock if the commit never runs.
+ * It declares the default session cookie (`session`) as its security scheme, so the OpenAPI
+ * document shows it; for another transport, declare yours with the same shape and `layerApiFor`.
  *
  * @since 0.1.0
  * @category HttpApi
  */
 export class SessionApi extends HttpApiMiddleware.Tag<SessionApi>()("effect-session/SessionApi", {
   provides: Session,
-  failure: Schema.Union(SessionUnavailable, SessionBusy)
+  failure: Schema.Union(SessionUnavailable, SessionBusy),
+  security: { session: SessionTransport.cookieSecurity("session") }
 }) {}
 
 /**
- * Implements `SessionApi` with the default `SessionManager`. The endpoint fails with
- * `SessionUnavailable` or `SessionBusy` (with the `Retry-After` of `onError`'s answer);
- * `onError` answers a failed commit.
+ * What an `HttpApi` session middleware is, for `layerApiFor`: a tag like `SessionApi` with the
+ * scheme of your transport (`SessionTransport.cookieSecurity(name)`, `SessionTransport.headerSecurity()`).
+ *
+ * ```ts
+ * class AppSession extends HttpApiMiddleware.Tag<AppSession>()("app/AppSession", {
+ *   provides: Session,
+ *   failure: Schema.Union(SessionMiddleware.SessionUnavailable, SessionMiddleware.SessionBusy),
+ *   security: { session: SessionTransport.cookieSecurity("__Host-session") }
+ * }) {}
+ * ```
+ *
+ * @since 0.2.0
+ * @category HttpApi
+ */
+export interface ApiTag<Self, Security extends Record<string, HttpApiSecurity.HttpApiSecurity>> extends
+  Context.Tag<
+    Self,
+    HttpApiMiddleware.HttpApiMiddlewareSecurity<Security, Session, SessionUnavailable | SessionBusy>
+  >
+{
+  readonly security: Security
+}
+
+/**
+ * `layerApiFor`'s type: with `lock`, it also needs the `SessionLock`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ApiLayerConstructor {
+  <Self, Security extends Record<string, HttpApiSecurity.HttpApiSecurity>>(
+    tag: ApiTag<Self, Security>,
+    options: LayerOptions & { readonly lock: true | LockOptions }
+  ): Layer.Layer<Self, SessionConfigError, SessionManager | SessionLock>
+  <Self, Security extends Record<string, HttpApiSecurity.HttpApiSecurity>>(
+    tag: ApiTag<Self, Security>,
+    options?: LayerOptions
+  ): Layer.Layer<Self, SessionConfigError, SessionManager>
+}
+
+/** Whether two schemes describe the same credential (the OpenAPI document must not name another). */
+const sameScheme = (a: HttpApiSecurity.HttpApiSecurity, b: HttpApiSecurity.HttpApiSecurity): boolean =>
+  a._tag === "ApiKey" && b._tag === "ApiKey"
+    ? a.in === b.in && (a.in === "header" ? a.key.toLowerCase() === b.key.toLowerCase() : a.key === b.key)
+    : a._tag === b._tag
+
+const describe = (scheme: HttpApiSecurity.HttpApiSecurity): string =>
+  scheme._tag === "ApiKey" ? `the ${scheme.in} ${JSON.stringify(scheme.key)}` : `${scheme._tag} credentials`
+
+/**
+ * Implements an `HttpApi` session middleware tag (`SessionApi`, or one of yours that declares your
+ * transport's scheme). The endpoint fails with `SessionUnavailable` or `SessionBusy` (with the
+ * `Retry-After` of `onError`'s answer); `onError` answers a failed commit. The layer fails with
+ * `SessionConfigError` when the tag declares a scheme the transport does not use: the OpenAPI
+ * document would name the wrong credential.
+ *
+ * @since 0.2.0
+ * @category HttpApi
+ */
+export const layerApiFor: ApiLayerConstructor =
+  (<Self, Security extends Record<string, HttpApiSecurity.HttpApiSecurity>>(
+    tag: ApiTag<Self, Security>,
+    options: LayerOptions = {}
+  ) =>
+    Layer.effect(
+      tag,
+      Effect.gen(function*() {
+        const flow = yield* flowOfLayer(options)
+        const travels = flow.transport.security
+        for (const declared of Object.values(tag.security)) {
+          if (travels !== undefined && !sameScheme(declared, travels)) {
+            return yield* new SessionConfigError({
+              option: "transport",
+              reason: `carries the token in ${describe(travels)}, but ${tag.key} declares ${
+                describe(declared)
+              }: declare SessionTransport's scheme for it`
+            })
+          }
+        }
+        const middleware = Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+          Effect.matchEffect(open(flow, request), {
+            onFailure: (error): Effect.Effect<never, SessionUnavailable | SessionBusy> =>
+              error._tag !== "SessionLockError"
+                ? Effect.fail(new SessionUnavailable())
+                : Effect.flatMap(answer(flow, error, request), (busy) =>
+                  HttpApp.appendPreResponseHandler((_request, response) =>
+                    Effect.succeed(HttpServerResponse.setHeaders(response, busy.headers))
+                  )).pipe(Effect.zipRight(Effect.fail(new SessionBusy()))),
+            onSuccess: (opened) =>
+              Effect.as(
+                HttpApp.appendPreResponseHandler((request, response) =>
+                  commitAndTell(flow, opened, request, response)
+                ),
+                opened.session
+              )
+          }))
+        // The transport reads the token itself (and refuses a repeated cookie): the decoded credential is not used.
+        const handlers: Record<
+          string,
+          () => HttpApiMiddleware.HttpApiMiddleware<Session, SessionUnavailable | SessionBusy>
+        > = Object.fromEntries(Object.keys(tag.security).map((name) => [name, () => middleware]))
+        return handlers as HttpApiMiddleware.HttpApiMiddlewareSecurity<
+          Security,
+          Session,
+          SessionUnavailable | SessionBusy
+        >
+      })
+    )) as ApiLayerConstructor
+
+/**
+ * Implements `SessionApi` with the default `SessionManager`: `layerApiFor(SessionApi, options)`.
  *
  * @since 0.1.0
  * @category HttpApi
  */
-export const layerApi: LayerConstructor<SessionApi> = ((options: LayerOptions = {}) =>
-  Layer.effect(
-    SessionApi,
-    Effect.map(flowOfLayer(options), (flow) =>
-      Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
-        Effect.matchEffect(open(flow, request), {
-          onFailure: (error): Effect.Effect<never, SessionUnavailable | SessionBusy> =>
-            error._tag !== "SessionLockError"
-              ? Effect.fail(new SessionUnavailable())
-              : Effect.flatMap(answer(flow, error, request), (busy) =>
-                HttpApp.appendPreResponseHandler((_request, response) =>
-                  Effect.succeed(HttpServerResponse.setHeaders(response, busy.headers))
-                )).pipe(Effect.zipRight(Effect.fail(new SessionBusy()))),
-          onSuccess: (opened) =>
-            Effect.as(
-              HttpApp.appendPreResponseHandler((request, response) =>
-                commitAndTell(flow, opened, request, response)
-              ),
-              opened.session
-            )
-        })))
-  )) as LayerConstructor<SessionApi>
+export const layerApi: LayerConstructor<SessionApi> =
+  ((options?: LayerOptions) => layerApiFor(SessionApi, options)) as LayerConstructor<SessionApi>

@@ -7,8 +7,10 @@
  */
 import * as Cookies from "@effect/platform/Cookies"
 import * as Headers from "@effect/platform/Headers"
+import * as HttpApiSecurity from "@effect/platform/HttpApiSecurity"
 import type * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as OpenApi from "@effect/platform/OpenApi"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
@@ -51,7 +53,28 @@ export interface SessionTransport {
    * request header the token came in.
    */
   readonly decorate: (response: HttpServerResponse.HttpServerResponse) => HttpServerResponse.HttpServerResponse
+  /**
+   * Where the token travels, as an `HttpApi` security scheme, for the OpenAPI document:
+   * `SessionMiddleware.layerApi` checks that its middleware declares this scheme. Optional for a
+   * transport of your own.
+   */
+  readonly security?: HttpApiSecurity.HttpApiSecurity | undefined
 }
+
+/**
+ * The security scheme of a session cookie, as `HttpApiMiddleware.Tag`'s `security` wants it (the
+ * OpenAPI document shows an API key in a cookie): the scheme the cookie transport declares.
+ *
+ * @since 0.2.0
+ * @category HttpApi
+ */
+export const cookieSecurity = (name: string): HttpApiSecurity.ApiKey =>
+  HttpApiSecurity.apiKey({ in: "cookie", key: name }).pipe(
+    HttpApiSecurity.annotate(
+      OpenApi.Description,
+      "The session cookie, set by the server; the browser sends it back by itself."
+    )
+  )
 
 /**
  * The transport the middleware uses when it is not given one: provide it with `layerCookie`,
@@ -298,6 +321,7 @@ const cookieLines = (options: ResolvedCookie) => {
 
 const cookieTransport = (options: ResolvedCookie): SessionTransport => {
   const lines = cookieLines(options)
+  const security = cookieSecurity(options.name)
   // Built field by field: an object spread costs more than the rest of setting the cookie.
   const attributes = (expires: Date | undefined, maxAge: Duration.Duration | undefined): Cookies.Cookie["options"] => ({
     path: options.path,
@@ -371,7 +395,8 @@ const cookieTransport = (options: ResolvedCookie): SessionTransport => {
       }),
     clear: (response) =>
       Effect.sync(() => withCookie(response, lines.cleared, () => ["", attributes(DELETION_EXPIRES, Duration.zero)])),
-    decorate: (response) => appendHeaderValue(response, "Vary", "Cookie")
+    decorate: (response) => appendHeaderValue(response, "Vary", "Cookie"),
+    security
   }
 }
 
@@ -490,8 +515,23 @@ export const header = (options: HeaderOptions = {}): SessionTransport => {
         response,
         "Vary",
         requestHeader === "authorization" ? "Authorization" : options.requestHeader ?? requestHeader
-      )
+      ),
+    security: headerSecurity(options)
   }
+}
+
+/**
+ * The security scheme of the header transport with these options, as `HttpApiMiddleware.Tag`'s
+ * `security` wants it: a bearer token in `Authorization`, or else an API key in its header.
+ *
+ * @since 0.2.0
+ * @category HttpApi
+ */
+export const headerSecurity = (options: HeaderOptions = {}): HttpApiSecurity.HttpApiSecurity => {
+  const requestHeader = options.requestHeader ?? "Authorization"
+  return requestHeader.toLowerCase() === "authorization" && (options.scheme ?? "Bearer").toLowerCase() === "bearer"
+    ? HttpApiSecurity.bearer
+    : HttpApiSecurity.apiKey({ in: "header", key: requestHeader })
 }
 
 /**

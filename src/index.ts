@@ -71,3 +71,11 @@ export * as SessionStore from "./SessionStore.js"
  * @since 0.1.0
  */
 export * as SessionTransport from "./SessionTransport.js"
+
+/**
+ * CSRF protection for cookie sessions: the header check of Go's `CrossOriginProtection`, and an
+ * optional synchronizer token kept in the session.
+ *
+ * @since 0.2.0
+ */
+export * as Csrf from "./Csrf.js"
