@@ -13,6 +13,7 @@
  *
  * @since 0.2.0
  */
+import * as Headers from "@effect/platform/Headers"
 import * as HttpApiError from "@effect/platform/HttpApiError"
 import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
 import type * as HttpApp from "@effect/platform/HttpApp"
@@ -345,6 +346,23 @@ export const verifyRequest = (
     )
   })
 }
+
+/**
+ * Adds the token's request header to `Headers.currentRedactedNames` for the layers built on top of
+ * this one: the platform's `http.server` span records every request header it is not told to
+ * redact, and a token (which holds the session's secret under its mask) does not belong in a
+ * trace. Provide it beneath the server: `HttpServer.serve(app).pipe(Layer.provide(Csrf.layerRedactHeaders()))`.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerRedactHeaders = (options: Pick<TokenOptions, "header"> = {}): Layer.Layer<never> =>
+  Layer.scopedDiscard(
+    Effect.locallyScopedWith(
+      Headers.currentRedactedNames,
+      (names) => [...names, (options.header ?? "x-csrf-token").toLowerCase()]
+    )
+  )
 
 // ---------------------------------------------------------------------------------------------
 // Middleware

@@ -10,6 +10,7 @@ import * as HttpApiMiddleware from "@effect/platform/HttpApiMiddleware"
 import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpLayerRouter from "@effect/platform/HttpLayerRouter"
 import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServer from "@effect/platform/HttpServer"
 import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as OpenApi from "@effect/platform/OpenApi"
@@ -30,6 +31,7 @@ import * as SessionMiddleware from "../src/SessionMiddleware.js"
 import * as MemoryStore from "../src/SessionStore/Memory.js"
 import * as SessionTransport from "../src/SessionTransport.js"
 import { call, cookieFrom, serve, type Served, serveLayer } from "./http.js"
+import { makeOtel, spanStrings } from "./otel.js"
 
 const SessionLive = SessionManager.layer({ lifetime: "1 hour" }).pipe(Layer.provide(MemoryStore.layer()))
 
@@ -331,6 +333,28 @@ describe("the synchronizer token", () => {
       expect(crossSite.body).toBe("CrossOriginRequest")
     }).pipe(Effect.provide(SessionLive)))
 
+  it.live("a token sent in its header stays out of the platform's spans with layerRedactHeaders", () =>
+    Effect.gen(function*() {
+      const otel = makeOtel()
+      const token = yield* Effect.scoped(Effect.gen(function*() {
+        const app = yield* serveLayer(
+          HttpServer.serve(tokenApp).pipe(
+            Layer.provide(Csrf.layerRedactHeaders()),
+            Layer.provide(SessionLive),
+            Layer.provide(otel.layer)
+          )
+        )
+        const browser = yield* client(app)
+        const token = yield* browser.token
+        const sent = yield* browser.send("/json", { method: "POST", headers: { "x-csrf-token": token } })
+        expect(sent.status).toBe(200)
+        return token
+      }))
+      const strings = otel.spans().filter((span) => span.name.startsWith("http.server")).flatMap(spanStrings)
+      expect(strings.some((text) => text.includes("redacted"))).toBe(true)
+      expect(strings.filter((text) => text.includes(token))).toEqual([])
+    }))
+
   it.effect("formField escapes the field name it is given", () =>
     Effect.gen(function*() {
       const session = yield* (yield* SessionManager.SessionManager).load(undefined)
@@ -422,22 +446,28 @@ describe("HttpApi", () => {
       expect((yield* post(app, "/hook", { "sec-fetch-site": "cross-site" })).status).toBe(200)
     }))
 
-  it("the OpenAPI document shows the session cookie as the endpoints' security scheme", () => {
-    const spec = JSON.parse(JSON.stringify(OpenApi.fromApi(api)))
-    expect(spec.components.securitySchemes).toEqual({
-      session: {
-        type: "apiKey",
-        name: "session",
-        in: "cookie",
-        description: "The session cookie, set by the server; the browser sends it back by itself."
-      }
-    })
-    expect(spec.paths["/increment"].post.security).toEqual([{ session: [] }])
-    expect(spec.paths["/read"].get.security).toEqual([{ session: [] }])
-    expect(spec.paths["/hook"].post.security).toEqual([])
-    // The refusal is the platform's empty 403.
-    expect(Object.keys(spec.paths["/increment"].post.responses)).toContain("403")
-  })
+  it.scoped("the OpenAPI document the server serves shows the session cookie as the endpoints' security scheme", () =>
+    Effect.gen(function*() {
+      const app = yield* serveLayer(
+        HttpApiBuilder.serve().pipe(Layer.provide(HttpApiBuilder.middlewareOpenApi()), Layer.provide(ApiLive))
+      )
+      const reply = yield* call(app, "/openapi.json")
+      expect(reply.status).toBe(200)
+      const spec = JSON.parse(reply.body)
+      expect(spec.components.securitySchemes).toEqual({
+        session: {
+          type: "apiKey",
+          name: "session",
+          in: "cookie",
+          description: "The session cookie, set by the server; the browser sends it back by itself."
+        }
+      })
+      expect(spec.paths["/increment"].post.security).toEqual([{ session: [] }])
+      expect(spec.paths["/read"].get.security).toEqual([{ session: [] }])
+      expect(spec.paths["/hook"].post.security).toEqual([])
+      // The refusal is the platform's empty 403.
+      expect(Object.keys(spec.paths["/increment"].post.responses)).toContain("403")
+    }))
 
   class AppSession extends HttpApiMiddleware.Tag<AppSession>()("test/AppSession", {
     provides: Session,
