@@ -425,8 +425,8 @@ export const protect: {
 
 /**
  * The header check for `HttpLayerRouter`, in the platform's idiom: provide it to the routes it
- * protects (`Layer.provide(Csrf.layerRouter())`); for the token, `verifyRequest()` in the routes
- * that need it.
+ * protects (`Layer.provide(Csrf.layerRouter())`). For the token too, `routerMiddleware`; for the
+ * token on a few routes, `verifyRequest()` in them.
  *
  * @since 0.2.0
  * @category HttpLayerRouter
@@ -434,9 +434,40 @@ export const protect: {
 export const layerRouter = (
   options: Options = {}
 ): Layer.Layer<never, SessionConfigError, HttpLayerRouter.Request<"Error", CsrfError>> =>
+  HttpLayerRouter.middleware(Effect.map(headerOnly(options), (check) => (app) => guard(check, app))).layer
+
+/**
+ * The `HttpLayerRouter` middleware itself, before it is a layer. With `token`, it reads the
+ * `Session`, so combine it with the session middleware, which then runs around it:
+ *
+ * ```ts
+ * Layer.provide(Csrf.routerMiddleware({ token: true }).combine(SessionMiddleware.routerMiddleware()).layer)
+ * ```
+ *
+ * @since 0.2.0
+ * @category HttpLayerRouter
+ */
+export const routerMiddleware: {
+  (options: ProtectOptions & { readonly token: true | TokenOptions }): HttpLayerRouter.Middleware<{
+    provides: never
+    handles: never
+    error: CsrfError
+    requires: Session.Session
+    layerError: SessionConfigError
+    layerRequires: never
+  }>
+  (options?: Options): HttpLayerRouter.Middleware<{
+    provides: never
+    handles: never
+    error: CsrfError
+    requires: never
+    layerError: SessionConfigError
+    layerRequires: never
+  }>
+} = ((options: ProtectOptions = {}) =>
   HttpLayerRouter.middleware(
-    Effect.map(headerOnly(options), (check) => (app) => guard(check, app))
-  ).layer
+    Effect.map(checkOf(options), (check) => (app) => guard(check, app))
+  )) as typeof routerMiddleware
 
 const headerOnly = (options: Options) =>
   Effect.map(compile(options), ({ headers }) => (request: HttpServerRequest.HttpServerRequest) => {

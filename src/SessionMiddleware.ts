@@ -384,6 +384,49 @@ export interface LayerConstructor<A> {
 // ---------------------------------------------------------------------------------------------
 
 /**
+ * The `HttpLayerRouter` middleware itself, before it is a layer: for `.combine`, so that a
+ * middleware that needs the `Session` runs inside it (the CSRF token check:
+ * `Csrf.routerMiddleware({ token: true }).combine(SessionMiddleware.routerMiddleware()).layer`).
+ *
+ * @since 0.2.0
+ * @category HttpLayerRouter
+ */
+export interface RouterMiddleware<LayerRequires> extends
+  HttpLayerRouter.Middleware<{
+    provides: Session
+    handles: never
+    error: never
+    requires: never
+    layerError: SessionConfigError
+    layerRequires: LayerRequires
+  }>
+{}
+
+/**
+ * `routerMiddleware`'s type: with `lock`, its layer also needs the `SessionLock`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface RouterMiddlewareConstructor {
+  (options: LayerOptions & { readonly lock: true | LockOptions }): RouterMiddleware<SessionManager | SessionLock>
+  (options?: LayerOptions): RouterMiddleware<SessionManager>
+}
+
+/**
+ * The session middleware for `HttpLayerRouter`, to `.combine` with a middleware that needs the
+ * `Session`; `layerRouter(options)` is its `.layer`.
+ *
+ * @since 0.2.0
+ * @category HttpLayerRouter
+ */
+export const routerMiddleware: RouterMiddlewareConstructor =
+  ((options: LayerOptions = {}) =>
+    HttpLayerRouter.middleware<{ provides: Session }>()(
+      Effect.map(flowOfLayer(options), (flow) => (app) => wrap(() => flow, Session, app))
+    )) as RouterMiddlewareConstructor
+
+/**
  * The middleware for `HttpLayerRouter`, in the platform's own idiom: provide it to routes and they
  * can `yield* Session`. `HttpLayerRouter.add("GET", "/", handler).pipe(Layer.provide(layerRouter()))`.
  *
@@ -392,10 +435,7 @@ export interface LayerConstructor<A> {
  */
 export const layerRouter: LayerConstructor<HttpLayerRouter.Request<"Requires", Session>> = ((
   options: LayerOptions = {}
-) =>
-  HttpLayerRouter.middleware<{ provides: Session }>()(
-    Effect.map(flowOfLayer(options), (flow) => (app) => wrap(() => flow, Session, app))
-  ).layer) as LayerConstructor<HttpLayerRouter.Request<"Requires", Session>>
+) => routerMiddleware(options).layer) as LayerConstructor<HttpLayerRouter.Request<"Requires", Session>>
 
 // ---------------------------------------------------------------------------------------------
 // HttpApi

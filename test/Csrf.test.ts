@@ -395,6 +395,28 @@ describe("HttpLayerRouter", () => {
       const without = yield* post(app, "/high-risk", { cookie })
       expect([without.status, without.body]).toEqual([403, "TokenMissing"])
     }))
+  it.scoped("routerMiddleware with the token, combined with the session's: every unsafe route wants the token", () =>
+    Effect.gen(function*() {
+      const Routes = Layer.mergeAll(
+        HttpLayerRouter.add("POST", "/action", Effect.succeed(ok)),
+        HttpLayerRouter.add("GET", "/token", Effect.map(Csrf.token, (token) => HttpServerResponse.text(token)))
+      ).pipe(
+        Layer.provide(Csrf.routerMiddleware({ token: true }).combine(SessionMiddleware.routerMiddleware()).layer)
+      )
+      const app = yield* serveLayer(HttpLayerRouter.serve(Routes).pipe(Layer.provide(SessionLive)))
+      const tokenReply = yield* call(app, "/token")
+      const cookie = cookieFrom(tokenReply)
+      const same = { cookie, "sec-fetch-site": "same-origin" }
+      expect((yield* post(app, "/action", { ...same, "x-csrf-token": tokenReply.body })).status).toBe(200)
+      expect((yield* post(app, "/action", same)).status).toBe(403)
+      expect((yield* post(app, "/action", { ...same, "x-csrf-token": tokenReply.body.slice(1) })).status).toBe(403)
+      const crossSite = yield* post(app, "/action", {
+        cookie,
+        "sec-fetch-site": "cross-site",
+        "x-csrf-token": tokenReply.body
+      })
+      expect([crossSite.status, crossSite.body]).toEqual([403, ""])
+    }))
 })
 
 describe("HttpApi", () => {
