@@ -20,12 +20,14 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
+import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import { request as httpRequest } from "node:http"
 import * as Csrf from "../src/Csrf.js"
 import { Session } from "../src/Session.js"
 import { SessionConfigError } from "../src/SessionConfigError.js"
 import * as SessionManager from "../src/SessionManager.js"
+import * as Sealed from "../src/SessionManager/Sealed.js"
 import * as SessionMetrics from "../src/SessionMetrics.js"
 import * as SessionMiddleware from "../src/SessionMiddleware.js"
 import * as MemoryStore from "../src/SessionStore/Memory.js"
@@ -282,6 +284,23 @@ describe("the synchronizer token", () => {
       })
       expect(viaHeader.status).toBe(200)
     }).pipe(Effect.provide(SessionLive)))
+
+  it.scoped("in a sealed cookie as in a store: the secret travels with the session", () =>
+    Effect.gen(function*() {
+      const browser = yield* client(yield* serveApp(tokenApp))
+      const token = yield* browser.token
+      expect((yield* browser.form("/echo", { _csrf: token, note: "sealed" })).body).toBe("sealed")
+      // Each write re-seals the cookie, with the secret inside; signing in replaces it.
+      expect((yield* browser.form("/sign-in", { _csrf: token })).status).toBe(200)
+      const signedIn = yield* browser.token
+      expect((yield* browser.form("/echo", { _csrf: token, note: "x" })).body).toBe("TokenInvalid")
+      expect((yield* browser.form("/echo", { _csrf: signedIn, note: "ok" })).body).toBe("ok")
+      expect((yield* browser.form("/echo", { _csrf: signedIn, note: "again" })).body).toBe("again")
+    }).pipe(
+      Effect.provide(
+        Sealed.layer({ secrets: [{ id: "k1", secret: Redacted.make("a test secret of at least 32 bytes") }] })
+      )
+    ))
 
   it.scoped("a missing, foreign, tampered or malformed token is refused, and the handler never runs", () =>
     Effect.gen(function*() {
