@@ -204,6 +204,8 @@ export const layer = (
       DEFAULT_MAX_CONNECTIONS
     )
     const connectTimeout = yield* Options_.duration("client.connectTimeout", client.connectTimeout, "5 seconds")
+    // The lock's own options too, before the pool connects: invalid ones fail as such, not as Unavailable.
+    yield* InternalLock.pollIntervals(options)
     const pool = PgClient.layer({
       ...client,
       maxConnections,

@@ -210,9 +210,13 @@ export const makeWithClient = (
 export const make = (
   options: Options = {}
 ): Effect.Effect<SessionLock.SessionLock, SessionLock.SessionLockError | SessionConfigError, Scope.Scope> =>
-  Effect.flatMap(
-    InternalRedis.acquireClient(options.client, options.url),
-    (client) => makeWithClient(client, options)
+  // Invalid options fail before a connection is tried: a typed SessionConfigError, not Unavailable.
+  Effect.zipRight(
+    resolveOptions(options),
+    Effect.flatMap(
+      InternalRedis.acquireClient(options.client, options.url),
+      (client) => makeWithClient(client, options)
+    )
   )
 
 /**
