@@ -227,18 +227,27 @@ const Secret = Session.key(
 
 const randomBytes = (length: number): Uint8Array => crypto.getRandomValues(new Uint8Array(length))
 
-const secretOf = (session: Session.Session, create: boolean): Effect.Effect<Uint8Array | undefined> =>
+/** The session's secret for its current owner, if it has one. */
+const storedSecret = (session: Session.Session): Effect.Effect<Uint8Array | undefined> =>
   Effect.gen(function*() {
     const owner = Option.getOrNull(yield* session.owner)
     const stored = yield* Effect.orElseSucceed(session.get(Secret), Option.none)
-    if (Option.isSome(stored) && stored.value.owner === owner && stored.value.secret.length === SECRET_BYTES) {
-      return stored.value.secret
-    }
-    if (!create) return undefined
-    const secret = randomBytes(SECRET_BYTES)
-    yield* Effect.orDie(session.put(Secret, { secret, owner }))
-    return secret
+    return Option.isSome(stored) && stored.value.owner === owner && stored.value.secret.length === SECRET_BYTES
+      ? stored.value.secret
+      : undefined
   })
+
+/** The session's secret, made (and written) when it has none for its current owner. */
+const secretOf = (session: Session.Session): Effect.Effect<Uint8Array> =>
+  Effect.flatMap(
+    storedSecret(session),
+    (stored) =>
+      stored !== undefined ? Effect.succeed(stored) : Effect.gen(function*() {
+        const secret = randomBytes(SECRET_BYTES)
+        yield* Effect.orDie(session.put(Secret, { secret, owner: Option.getOrNull(yield* session.owner) }))
+        return secret
+      })
+  )
 
 /** A fresh mask each time, so no two pages carry the same bytes (BREACH). */
 const masked = (secret: Uint8Array): string => {
@@ -268,7 +277,7 @@ const matches = (submitted: string, secret: Uint8Array): boolean => {
  */
 export const token: Effect.Effect<string, never, Session.Session> = Effect.flatMap(
   Session.Session,
-  (session) => Effect.map(secretOf(session, true), (secret) => masked(secret!))
+  (session) => Effect.map(secretOf(session), masked)
 )
 
 const escapeAttribute = (value: string): string =>
@@ -311,7 +320,7 @@ export const verifyToken = (submitted: string | undefined): Effect.Effect<void, 
     Session.Session,
     (session) =>
       Effect.flatMap(
-        secretOf(session, false),
+        storedSecret(session),
         (secret) =>
           submitted === undefined || submitted === "" || secret === undefined
             ? refuse("TokenMissing")
@@ -381,7 +390,9 @@ const refuse = (reason: Reason): Effect.Effect<never, CsrfError> =>
 const checkOf = (
   options: ProtectOptions
 ): Either.Either<
-  (request: HttpServerRequest.HttpServerRequest) => Effect.Effect<void, CsrfError, Session.Session> | undefined,
+  (
+    request: HttpServerRequest.HttpServerRequest
+  ) => Effect.Effect<void, CsrfError, Session.Session | HttpServerRequest.HttpServerRequest> | undefined,
   SessionConfigError
 > => {
   const tokenCheck = options.token === undefined || options.token === false
@@ -390,8 +401,7 @@ const checkOf = (
   return Either.map(compile(options), ({ headers, isExempt }) => (request) => {
     const reason = headers(request)
     if (reason !== undefined) return refuse(reason)
-    if (tokenCheck === undefined || safeMethods.has(request.method) || isExempt(request)) return undefined
-    return Effect.provideService(tokenCheck, HttpServerRequest.HttpServerRequest, request)
+    return tokenCheck === undefined || safeMethods.has(request.method) || isExempt(request) ? undefined : tokenCheck
   })
 }
 
