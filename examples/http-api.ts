@@ -5,6 +5,7 @@
  *   curl -i -c cj -b cj -X POST localhost:4000/counter/increment   # 1, with Set-Cookie
  *   curl -i -c cj -b cj -X POST localhost:4000/counter/increment   # 2
  *   curl -i -c cj -b cj localhost:4000/counter                     # 2, no Set-Cookie
+ *   curl -s localhost:4000/openapi.json    # the session cookie under components.securitySchemes
  */
 import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup, HttpServer } from "@effect/platform"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
@@ -40,6 +41,7 @@ const SessionLive = SessionManager.layer({ lifetime: "24 hours" }).pipe(Layer.pr
 
 HttpApiBuilder.serve().pipe(
   HttpServer.withLogAddress,
+  Layer.provide(HttpApiBuilder.middlewareOpenApi()),
   Layer.provide(HttpApiBuilder.api(api).pipe(Layer.provide(CounterLive))),
   Layer.provide(SessionMiddleware.layerApi()),
   Layer.provide(SessionLive),
