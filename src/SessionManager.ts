@@ -328,8 +328,9 @@ const makeWith = (
     key: string,
     record: SessionCodec.SessionRecord,
     expiresAt: number,
-    now: number
-  ): Session => InternalManager.fromRecord(context, idleMillis, { token, key, record, expiresAt, now })
+    now: number,
+    sent?: Redacted.Redacted<string>
+  ): Session => InternalManager.fromRecord(context, idleMillis, { token, sent, key, record, expiresAt, now })
 
   const fresh = (now: number): Session => InternalSession.make(InternalSession.freshState(now, lifetimeMillis), context)
 
@@ -508,8 +509,14 @@ const makeWith = (
       })
     })
 
+  // The token the client sent, when it is the one written (`Redacted.make` is a WeakMap insert).
   const written = (token: string, expiresAt: number, state: InternalSession.SessionState, now: number) =>
-    CommitOutcome.Written({ token: Redacted.make(token), expiresAt, rememberMe: state.rememberMe, committedAt: now })
+    CommitOutcome.Written({
+      token: state.sent !== undefined && Redacted.value(state.sent) === token ? state.sent : Redacted.make(token),
+      expiresAt,
+      rememberMe: state.rememberMe,
+      committedAt: now
+    })
 
   // Destroyed or renewed away by another request meanwhile: nothing is written, nothing sent.
   const gone = (state: InternalSession.SessionState): CommitOutcome => {
@@ -567,7 +574,7 @@ const makeWith = (
         if (entry.expiresAt <= now || record.deadline <= now) {
           return Effect.zipRight(expiredOn(key, record, now), loaded("expired", fresh(now)))
         }
-        return loaded("found", fromRecord(token, key, record, entry.expiresAt, now))
+        return loaded("found", fromRecord(token, key, record, entry.expiresAt, now, redacted))
       })
     })
 

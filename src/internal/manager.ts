@@ -10,6 +10,7 @@ import * as Either from "effect/Either"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import type * as ParseResult from "effect/ParseResult"
+import type * as Redacted from "effect/Redacted"
 import type { Session } from "../Session.js"
 import type * as SessionCodec from "../SessionCodec.js"
 import * as SessionEvents from "../SessionEvents.js"
@@ -199,6 +200,8 @@ export const fromRecord = (
   idleMillis: number,
   loaded: {
     readonly token: string | undefined
+    /** The token as the client sent it, when it is `token`. */
+    readonly sent?: Redacted.Redacted<string> | undefined
     readonly key: string
     readonly record: SessionCodec.SessionRecord
     readonly expiresAt: number
@@ -208,6 +211,7 @@ export const fromRecord = (
   const { expiresAt, now, record } = loaded
   return InternalSession.make({
     token: loaded.token,
+    sent: loaded.sent,
     storeKey: loaded.key,
     createdAt: record.createdAt,
     deadline: record.deadline,

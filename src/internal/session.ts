@@ -30,6 +30,11 @@ import * as Token from "./token.js"
 export interface SessionState {
   /** The raw token the client holds; undefined until the first commit of a new session. */
   token: string | undefined
+  /**
+   * The token as this request's client sent it, wrapped once by the transport: a commit that
+   * writes the same token answers with it rather than wrapping the token again.
+   */
+  sent: Redacted.Redacted<string> | undefined
   /** The store key this session was loaded or last written under; commits to it are updates. */
   storeKey: string | undefined
   /** When the session was created: the absolute cap counts from here, renewal keeps it. */
@@ -110,6 +115,7 @@ export const stateOf = (session: Session): SessionState => {
 
 export const freshState = (now: number, lifetimeMillis: number): SessionState => ({
   token: undefined,
+  sent: undefined,
   storeKey: undefined,
   createdAt: now,
   deadline: now + lifetimeMillis,
