@@ -214,6 +214,7 @@ type SessionCookie =
   | { readonly _tag: "Repeated"; readonly count: number }
 
 const ABSENT: SessionCookie = { _tag: "Absent" }
+const NO_TOKEN: Effect.Effect<Option.Option<Redacted.Redacted<string>>> = Effect.succeed(Option.none())
 
 // A cookie pair ends at `;`, and at `,` too: a fetch `Headers` joins several `Cookie` headers
 // with ", " (Node joins them with "; "). A token never holds either.
@@ -366,19 +367,20 @@ const cookieTransport = (options: ResolvedCookie): SessionTransport => {
   return {
     // The raw header, not `request.cookies`: that keeps the first of several cookies of a name,
     // which may be one planted for a more specific path or a parent domain (cookie tossing).
-    read: (request) =>
-      Effect.suspend((): Effect.Effect<Option.Option<Redacted.Redacted<string>>> => {
-        const header = request.headers["cookie"]
-        const found = header === undefined ? ABSENT : findCookie(header, options.name)
-        switch (found._tag) {
-          case "Absent":
-            return Effect.succeed(Option.none())
-          case "Once":
-            return Effect.succeed(Option.some(Redacted.make(found.value)))
-          case "Repeated":
-            return repeated(found.count)
-        }
-      }),
+    // Read when called, not suspended: the answer depends on the request alone, and the middleware
+    // calls this as the request runs (a suspension would be one more step on every request).
+    read: (request): Effect.Effect<Option.Option<Redacted.Redacted<string>>> => {
+      const header = request.headers["cookie"]
+      const found = header === undefined ? ABSENT : findCookie(header, options.name)
+      switch (found._tag) {
+        case "Absent":
+          return NO_TOKEN
+        case "Once":
+          return Effect.succeed(Option.some(Redacted.make(found.value)))
+        case "Repeated":
+          return repeated(found.count)
+      }
+    },
     write: (response, token, { expiresAt, now, rememberMe }) =>
       Effect.sync(() => {
         const value = Redacted.value(token)
