@@ -31,7 +31,8 @@ export const build = (): (file: string) => string => {
       "memory.ts",
       "sweep.ts",
       "owners.ts",
-      "parts-run.ts"
+      "parts-run.ts",
+      "app-run.ts"
     ]
   ) {
     if (!fs.existsSync(compiled(file))) throw new Error(`bench: tsc did not emit ${compiled(file)}`)

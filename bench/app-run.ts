@@ -1,0 +1,202 @@
+/**
+ * The measuring half of `bench/app.ts`, run compiled: the bench servers' routes as an `HttpApp`,
+ * bare and under `SessionMiddleware.loadAndSave` on the memory store, run in-process on requests
+ * made beforehand (`HttpServerRequest.fromWeb`, with a plain headers object as on Node). No
+ * server and no socket: what the middleware and the session add to the app itself.
+ *
+ * Per route, for the bare app and the session app:
+ * - Effect steps per request: the fiber's operation count when the request ends (deterministic);
+ * - bytes allocated per request: V8's sampling heap profiler over the measured requests, with
+ *   the objects already collected counted (it scales its samples to an estimate of the total);
+ * - CPU µs per request: median of five rounds. On a shared host this moves by ±20 % between
+ *   runs: read it beside the two columns above, not alone.
+ *
+ * `--trace ROUTE` prints instead every Effect step of one session request on ROUTE.
+ */
+import * as Headers from "@effect/platform/Headers"
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as RuntimeFlags from "effect/RuntimeFlags"
+import * as RuntimeFlagsPatch from "effect/RuntimeFlagsPatch"
+import * as Scope from "effect/Scope"
+import * as Supervisor from "effect/Supervisor"
+import { Session as Inspector } from "node:inspector/promises"
+import { Session } from "../src/Session.js"
+import * as SessionManager from "../src/SessionManager.js"
+import * as SessionMiddleware from "../src/SessionMiddleware.js"
+import * as MemoryStore from "../src/SessionStore/Memory.js"
+import { argValue, BARE_USER, userValue } from "./shared.js"
+
+const iterations = Number(argValue("iterations", "20000"))
+const traced = argValue("trace", "")
+
+type Route = "get" | "incr" | "new"
+const routes: ReadonlyArray<Route> = ["get", "incr", "new"]
+
+let counter = 0
+const bare = HttpRouter.empty.pipe(
+  HttpRouter.get("/get", Effect.sync(() => HttpServerResponse.text(BARE_USER))),
+  HttpRouter.get("/incr", Effect.sync(() => HttpServerResponse.text(String(++counter)))),
+  HttpRouter.get("/new", Effect.sync(() => HttpServerResponse.text("ok")))
+)
+
+// The session routes of bench/servers/effect.ts.
+let logins = 0
+const withSession = SessionMiddleware.loadAndSave(HttpRouter.empty.pipe(
+  HttpRouter.get(
+    "/login",
+    Effect.gen(function*() {
+      const session = yield* Session
+      yield* session.put("user", userValue(logins++))
+      yield* session.put("count", 0)
+      return HttpServerResponse.text("ok")
+    })
+  ),
+  HttpRouter.get(
+    "/get",
+    Effect.gen(function*() {
+      const session = yield* Session
+      return HttpServerResponse.text(yield* session.getString("user"))
+    })
+  ),
+  HttpRouter.get(
+    "/incr",
+    Effect.gen(function*() {
+      const session = yield* Session
+      const next = (yield* session.getInt("count")) + 1
+      yield* session.put("count", next)
+      return HttpServerResponse.text(String(next))
+    })
+  ),
+  HttpRouter.get(
+    "/new",
+    Effect.gen(function*() {
+      const session = yield* Session
+      yield* session.put("user", userValue(logins++))
+      return HttpServerResponse.text("ok")
+    })
+  )
+))
+
+type App = typeof bare | typeof withSession
+
+const runtime = ManagedRuntime.make(
+  SessionManager.layer({ lifetime: "24 hours" }).pipe(Layer.provide(MemoryStore.layer()))
+)
+
+const requestOf = (path: string, cookie: string | undefined) =>
+  HttpServerRequest.fromWeb(new Request(`http://localhost${path}`)).modify({
+    headers: Headers.fromInput(cookie === undefined ? {} : { cookie })
+  })
+
+/** One request through `app`, in a scope of its own as a server gives it. */
+const serve = (app: App, request: HttpServerRequest.HttpServerRequest) =>
+  Effect.flatMap(Scope.make(), (scope) =>
+    Effect.flatMap(
+      Effect.exit(Scope.extend(Effect.provideService(app, HttpServerRequest.HttpServerRequest, request), scope)),
+      (exit) => Effect.zipRight(Scope.close(scope, Exit.void), exit)
+    ))
+
+// 256 sessions, as the HTTP bench's clients hold.
+const cookies: Array<string> = []
+for (let i = 0; i < 256; i++) {
+  const response = runtime.runSync(serve(withSession, requestOf("/login", undefined)))
+  cookies.push(String(response.headers["set-cookie"]).split(";")[0])
+}
+
+const requestsFor = (route: Route, count: number) =>
+  Array.from({ length: count }, (_, i) => requestOf(`/${route}`, route === "new" ? undefined : cookies[i & 255]))
+
+if (traced !== "") {
+  const steps: Array<string> = []
+  class StepTracer extends Supervisor.AbstractSupervisor<void> {
+    get value() {
+      return Effect.void
+    }
+    override onEffect(_fiber: unknown, effect: Effect.Effect<unknown, unknown, unknown>) {
+      const step = effect as unknown as {
+        _op: string
+        effect_instruction_i0?: unknown
+        effect_instruction_i1?: unknown
+      }
+      const f = [step.effect_instruction_i0, step.effect_instruction_i1].find((x) => typeof x === "function")
+      steps.push(`${step._op.padEnd(20)} ${f === undefined ? "" : String(f).replace(/\s+/g, " ").slice(0, 120)}`)
+    }
+  }
+  const [request] = requestsFor(traced as Route, 1)
+  runtime.runSync(serve(withSession, request))
+  runtime.runSync(
+    Effect.supervised(serve(withSession, request), new StepTracer()).pipe(
+      Effect.withRuntimeFlagsPatch(RuntimeFlagsPatch.enable(RuntimeFlags.OpSupervision))
+    )
+  )
+  console.log(steps.join("\n"))
+  console.log(`${steps.length} steps`)
+  process.exit(0)
+}
+
+const stepsOf = (app: App, route: Route): number =>
+  runtime.runSync(
+    Effect.zipRight(
+      serve(app, requestsFor(route, 1)[0]),
+      Effect.withFiberRuntime((fiber): Effect.Effect<number> =>
+        Effect.succeed((fiber as unknown as { currentOpCount: number }).currentOpCount)
+      )
+    )
+  )
+
+const inspector = new Inspector()
+inspector.connect()
+await inspector.post("HeapProfiler.enable")
+
+interface ProfileNode {
+  readonly selfSize: number
+  readonly children: ReadonlyArray<ProfileNode>
+}
+const totalOf = (node: ProfileNode): number => node.children.reduce((sum, child) => sum + totalOf(child), node.selfSize)
+
+const bytesPerRequest = async (app: App, route: Route): Promise<number> => {
+  const requests = requestsFor(route, iterations)
+  for (const request of requests) runtime.runSync(serve(app, request))
+  await inspector.post("HeapProfiler.startSampling", {
+    samplingInterval: 512,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true
+  })
+  for (const request of requests) runtime.runSync(serve(app, request))
+  const { profile } = await inspector.post("HeapProfiler.stopSampling")
+  return totalOf(profile.head as unknown as ProfileNode) / iterations
+}
+
+const cpuPerRequest = (app: App, route: Route): number => {
+  const requests = requestsFor(route, iterations)
+  for (const request of requests) runtime.runSync(serve(app, request))
+  const rounds: Array<number> = []
+  for (let round = 0; round < 5; round++) {
+    const started = process.cpuUsage()
+    for (const request of requests) runtime.runSync(serve(app, request))
+    const used = process.cpuUsage(started)
+    rounds.push((used.user + used.system) / iterations)
+  }
+  return rounds.sort((a, b) => a - b)[2]
+}
+
+const cell = (bare: number, session: number, digits: number) =>
+  `${bare.toFixed(digits).padStart(8)} ${session.toFixed(digits).padStart(8)} ${
+    (session - bare >= 0 ? "+" : "") + (session - bare).toFixed(digits)
+  }`.padEnd(28)
+
+console.log(`in-process HttpApp, ${iterations} requests per measurement; columns: bare, session, added`)
+console.log(`${"route".padEnd(6)}${"Effect steps".padEnd(28)}${"KB allocated".padEnd(28)}CPU µs (noisy)`)
+for (const route of routes) {
+  const steps = cell(stepsOf(bare, route), stepsOf(withSession, route), 0)
+  const bytes = cell((await bytesPerRequest(bare, route)) / 1024, (await bytesPerRequest(withSession, route)) / 1024, 2)
+  const cpu = cell(cpuPerRequest(bare, route), cpuPerRequest(withSession, route), 1)
+  console.log(`${route.padEnd(6)}${steps}${bytes}${cpu}`)
+}
+await runtime.dispose()
