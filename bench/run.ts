@@ -37,6 +37,9 @@
  *   --no-otel         leave out bare-effect-otel and effect-session-otel (and the OpenTelemetry
  *                     overhead table): the http section takes two servers' time less
  *   --no-sealed       leave out effect-session-sealed
+ *   --servers LIST    comma-separated http servers to run, in place of the default set (an A/B of
+ *                     a few: `--only http --servers bare-effect,effect-session,effect-minimal`);
+ *                     a server's rows need its bare framework in the list
  */
 import autocannon from "autocannon"
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
@@ -333,6 +336,7 @@ type ServerName =
   | "effect-session-owned"
   | "effect-session-sealed"
   | "effect-headers-only"
+  | "effect-minimal"
   | "bare-effect-otel"
   | "effect-session-otel"
   | "bare-express"
@@ -372,6 +376,9 @@ const allHttpServers: ReadonlyArray<HttpServerSpec> = [
   // No session at all: bare-effect answering with the headers effect-session's responses carry
   // (servers/effect.ts `--mode headers`): the part of the added cost that is the headers' own.
   { name: "effect-headers-only", file: "servers/effect.ts", args: ["--mode", "headers"] },
+  // The least a session middleware on the platform can do with the same guarantees and headers
+  // (servers/effect.ts `--mode minimal`): the part of the added cost a session's own work cannot avoid.
+  { name: "effect-minimal", file: "servers/effect.ts", args: ["--mode", "minimal"] },
   // Both with the OpenTelemetry SDK (servers/effect.ts `--otel`): what tracing costs the platform, and sessions.
   { name: "bare-effect-otel", file: "servers/effect.ts", args: ["--mode", "bare", "--otel"], otel: true },
   { name: "effect-session-otel", file: "servers/effect.ts", args: ["--mode", "session", "--otel"], otel: true },
@@ -381,7 +388,20 @@ const allHttpServers: ReadonlyArray<HttpServerSpec> = [
   { name: "fastify-session", file: "servers/fastify.ts", args: ["--mode", "session"] }
 ]
 
-const httpServers = allHttpServers.filter((spec) => (otel || spec.otel !== true) && (sealed || spec.sealed !== true))
+const serversIndex = argv.indexOf("--servers")
+const chosenServers = serversIndex < 0 ? undefined : new Set((argv[serversIndex + 1] ?? "").split(","))
+if (chosenServers !== undefined) {
+  const unknown = [...chosenServers].filter((name) => !allHttpServers.some((spec) => spec.name === name))
+  if (unknown.length > 0) {
+    console.error(`--servers: unknown ${unknown.join(", ")}; known: ${allHttpServers.map((s) => s.name).join(", ")}`)
+    process.exit(2)
+  }
+}
+const httpServers = allHttpServers.filter((spec) =>
+  chosenServers === undefined
+    ? (otel || spec.otel !== true) && (sealed || spec.sealed !== true)
+    : chosenServers.has(spec.name)
+)
 
 /** The servers that answer `GET /__spans`. */
 const otelServers: ReadonlySet<string> = new Set(httpServers.filter((s) => s.otel === true).map((s) => s.name))
@@ -392,6 +412,7 @@ const bareOf: Record<ServerName, ServerName> = {
   "effect-session-owned": "bare-effect",
   "effect-session-sealed": "bare-effect",
   "effect-headers-only": "bare-effect",
+  "effect-minimal": "bare-effect",
   // Sessions with the SDK against the platform with the SDK; the SDK's own cost is in the OpenTelemetry table.
   "bare-effect-otel": "bare-effect-otel",
   "effect-session-otel": "bare-effect-otel",
