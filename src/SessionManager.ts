@@ -343,36 +343,35 @@ const makeWith = (
    */
   const write = (
     state: InternalSession.SessionState,
+    now: number,
     renewedFrom?: string
-  ): Effect.Effect<CommitOutcome, SessionError> =>
-    Effect.clockWith((clock): Effect.Effect<CommitOutcome, SessionError> => {
-      const now = clock.unsafeCurrentTimeMillis()
-      const encoded = InternalManager.encode(options, state, now)
-      if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
-      const owner = state.owner
-      if (state.token === undefined) state.token = Token.generate()
-      const token = state.token
-      const updating = state.storeKey !== undefined
-      const key = state.storeKey ?? storeKeyOf(token)
-      const expiresAt = expiryOf(state, now)
-      const stored = Effect.map(
-        store.commit(key, encoded.right, expiresAt, updating ? "update" : "create"),
-        (result) => {
-          if (result === "gone") return gone(state)
-          state.storeKey = key
-          state.touch = false
-          return written(token, expiresAt, state, now)
-        }
-      )
-      if (!updating) {
-        const created = Effect.tap(
-          stored,
-          (outcome) => outcome._tag === "Written" ? createdAs(key, renewedFrom, state, now) : Effect.void
-        )
-        return owner === undefined ? created : storeLinked(state, owner, key, created)
+  ): Effect.Effect<CommitOutcome, SessionError> => {
+    const encoded = InternalManager.encode(options, state, now)
+    if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
+    const owner = state.owner
+    if (state.token === undefined) state.token = Token.generate()
+    const token = state.token
+    const updating = state.storeKey !== undefined
+    const key = state.storeKey ?? storeKeyOf(token)
+    const expiresAt = expiryOf(state, now)
+    const stored = Effect.map(
+      store.commit(key, encoded.right, expiresAt, updating ? "update" : "create"),
+      (result) => {
+        if (result === "gone") return gone(state)
+        state.storeKey = key
+        state.touch = false
+        return written(token, expiresAt, state, now)
       }
-      return stored
-    })
+    )
+    if (!updating) {
+      const created = Effect.tap(
+        stored,
+        (outcome) => outcome._tag === "Written" ? createdAs(key, renewedFrom, state, now) : Effect.void
+      )
+      return owner === undefined ? created : storeLinked(state, owner, key, created)
+    }
+    return stored
+  }
 
   /**
    * An owned session under a new key is linked in its owner's index before it is stored, so that
@@ -498,16 +497,14 @@ const makeWith = (
       }))
 
   /** An idle refresh: moves the store's expiry only, never rewriting the data this request loaded. */
-  const refresh = (state: InternalSession.SessionState, key: string, token: string) =>
-    Effect.clockWith((clock) => {
-      const now = clock.unsafeCurrentTimeMillis()
-      const expiresAt = expiryOf(state, now)
-      return Effect.map(store.touch(key, expiresAt), (result) => {
-        if (result === "gone") return gone(state)
-        state.touch = false
-        return written(token, expiresAt, state, now)
-      })
+  const refresh = (state: InternalSession.SessionState, key: string, token: string, now: number) => {
+    const expiresAt = expiryOf(state, now)
+    return Effect.map(store.touch(key, expiresAt), (result) => {
+      if (result === "gone") return gone(state)
+      state.touch = false
+      return written(token, expiresAt, state, now)
     })
+  }
 
   // The token the client sent, when it is the one written (`Redacted.make` is a WeakMap insert).
   const written = (token: string, expiresAt: number, state: InternalSession.SessionState, now: number) =>
@@ -534,7 +531,8 @@ const makeWith = (
     unlink: (owner, key) => store.owners === undefined ? Effect.void : store.owners.unlink(owner.id, owner.handle, key),
     ownerSessions: listOwned,
     revoke,
-    storeNew: (state, from) => Effect.asVoid(write(state, from)),
+    storeNew: (state, from) =>
+      Effect.clockWith((clock) => Effect.asVoid(write(state, clock.unsafeCurrentTimeMillis(), from))),
     destroyed,
     ownerChanged,
     takeValues: (token) => {
@@ -579,16 +577,16 @@ const makeWith = (
     })
 
   const commit: SessionManager["commit"] = (session) =>
-    InternalManager.tracedCommit((committed) => {
+    InternalManager.tracedCommit((now, committed) => {
       const state = InternalSession.stateOf(session)
       switch (state.status) {
         case "Destroyed":
           return committed(CommitOutcome.Destroyed(), false)
         case "Modified":
-          return Effect.flatMap(write(state), (outcome) => committed(outcome, false))
+          return Effect.flatMap(write(state, now), (outcome) => committed(outcome, false))
       }
       return state.touch && state.storeKey !== undefined && state.token !== undefined
-        ? Effect.flatMap(refresh(state, state.storeKey, state.token), (outcome) => committed(outcome, true))
+        ? Effect.flatMap(refresh(state, state.storeKey, state.token, now), (outcome) => committed(outcome, true))
         : committed(CommitOutcome.Unchanged(), false)
     })
 

@@ -154,36 +154,37 @@ const makeWith = (
    * first time takes the token a `renewToken` gave it, or a new one. Nothing is sent when the
    * sealed value is over `maxSealedSize`.
    */
-  const write = (state: InternalSession.SessionState) =>
-    Effect.clockWith((clock): Effect.Effect<SessionManager.CommitOutcome, SessionManager.SessionError> => {
-      const now = clock.unsafeCurrentTimeMillis()
-      const encoded = InternalManager.encode(options, state, now)
-      if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
-      const created = state.storeKey === undefined
-      // Before its first seal, a session's token is a plain one (from `renewToken`), never a sealed value.
-      const id = state.storeKey ??
-        (state.token !== undefined && Token.isWellFormed(state.token) ? state.token : Token.generate())
-      const expiresAt = InternalManager.expiryOf(state, now, idleMillis)
-      const plaintext = Seal.encodeText(`${expiresAt}.${id}.${encoded.right}`)
-      const length = Seal.sealedLength(sealing, plaintext)
-      if (length > maxSealedSize) {
-        return Effect.fail(
-          new SessionManager.SessionLimitError({ reason: "Size", limit: maxSealedSize, actual: length })
-        )
-      }
-      return Effect.flatMap(Seal.seal(sealing, plaintext), (sealed) => {
-        state.token = sealed
-        state.storeKey = id
-        state.touch = false
-        const outcome = SessionManager.CommitOutcome.Written({
-          token: Redacted.make(sealed),
-          expiresAt,
-          rememberMe: state.rememberMe,
-          committedAt: now
-        })
-        return created ? Effect.as(lifecycle.created(id, undefined, state, now), outcome) : Effect.succeed(outcome)
+  const write = (
+    state: InternalSession.SessionState,
+    now: number
+  ): Effect.Effect<SessionManager.CommitOutcome, SessionManager.SessionError> => {
+    const encoded = InternalManager.encode(options, state, now)
+    if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
+    const created = state.storeKey === undefined
+    // Before its first seal, a session's token is a plain one (from `renewToken`), never a sealed value.
+    const id = state.storeKey ??
+      (state.token !== undefined && Token.isWellFormed(state.token) ? state.token : Token.generate())
+    const expiresAt = InternalManager.expiryOf(state, now, idleMillis)
+    const plaintext = Seal.encodeText(`${expiresAt}.${id}.${encoded.right}`)
+    const length = Seal.sealedLength(sealing, plaintext)
+    if (length > maxSealedSize) {
+      return Effect.fail(
+        new SessionManager.SessionLimitError({ reason: "Size", limit: maxSealedSize, actual: length })
+      )
+    }
+    return Effect.flatMap(Seal.seal(sealing, plaintext), (sealed) => {
+      state.token = sealed
+      state.storeKey = id
+      state.touch = false
+      const outcome = SessionManager.CommitOutcome.Written({
+        token: Redacted.make(sealed),
+        expiresAt,
+        rememberMe: state.rememberMe,
+        committedAt: now
       })
+      return created ? Effect.as(lifecycle.created(id, undefined, state, now), outcome) : Effect.succeed(outcome)
     })
+  }
 
   const context: InternalSession.SessionContext = {
     lifetimeMillis,
@@ -254,13 +255,13 @@ const makeWith = (
     })
 
   const commit: SessionManager.SessionManager["commit"] = (session) =>
-    InternalManager.tracedCommit((committed) => {
+    InternalManager.tracedCommit((now, committed) => {
       const state = InternalSession.stateOf(session)
       if (state.status === "Destroyed") return committed(SessionManager.CommitOutcome.Destroyed(), false)
       // Changed, or due for a reseal (half of the idle window passed, or sealed with an older secret).
       if (state.status === "Modified" || state.touch) {
         const refreshed = state.status !== "Modified"
-        return Effect.flatMap(write(state), (outcome) => committed(outcome, refreshed))
+        return Effect.flatMap(write(state, now), (outcome) => committed(outcome, refreshed))
       }
       return committed(SessionManager.CommitOutcome.Unchanged(), false)
     })

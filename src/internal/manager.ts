@@ -71,17 +71,18 @@ export const tracedLoad = <E>(
     }))
 
 /**
- * `session.commit`: `body` is handed `committed`, which records the outcome (`refreshed` for a
- * write that only moved the expiry) on the span and its counter and succeeds with it.
+ * `session.commit`: `body` is handed the time and `committed`, which records the outcome
+ * (`refreshed` for a write that only moved the expiry) on the span and its counter and succeeds
+ * with it.
  */
 export const tracedCommit = (
-  body: (committed: (outcome: CommitOutcome, refreshed: boolean) => Effect.Effect<CommitOutcome>) => Effect.Effect<
-    CommitOutcome,
-    SessionError
-  >
+  body: (
+    now: number,
+    committed: (outcome: CommitOutcome, refreshed: boolean) => Effect.Effect<CommitOutcome>
+  ) => Effect.Effect<CommitOutcome, SessionError>
 ): Effect.Effect<CommitOutcome, SessionError> =>
-  Telemetry.traced("session.commit", ({ annotate, count }) =>
-    body((outcome, refreshed) => {
+  Telemetry.traced("session.commit", ({ annotate, count, now }) =>
+    body(now, (outcome, refreshed) => {
       const label: CommitLabel = refreshed && outcome._tag === "Written" ? "refreshed" : labelOf[outcome._tag]
       annotate(Telemetry.Attribute.outcome, label)
       count(committedBy[label], 1)
