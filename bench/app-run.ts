@@ -11,7 +11,8 @@
  * - CPU µs per request: median of five rounds. On a shared host this moves by ±20 % between
  *   runs: read it beside the two columns above, not alone.
  *
- * `--trace ROUTE` prints instead every Effect step of one session request on ROUTE.
+ * `--trace ROUTE` prints instead every Effect step of one session request on ROUTE; `--dump DIR`
+ * keeps each allocation profile as `DIR/<route>-<app>.heapprofile` (for Chrome DevTools).
  */
 import * as Headers from "@effect/platform/Headers"
 import * as HttpRouter from "@effect/platform/HttpRouter"
@@ -25,15 +26,19 @@ import * as RuntimeFlags from "effect/RuntimeFlags"
 import * as RuntimeFlagsPatch from "effect/RuntimeFlagsPatch"
 import * as Scope from "effect/Scope"
 import * as Supervisor from "effect/Supervisor"
+import * as fs from "node:fs"
 import { Session as Inspector } from "node:inspector/promises"
+import * as path from "node:path"
 import { Session } from "../src/Session.js"
 import * as SessionManager from "../src/SessionManager.js"
 import * as SessionMiddleware from "../src/SessionMiddleware.js"
 import * as MemoryStore from "../src/SessionStore/Memory.js"
+import * as Minimal from "./minimal.js"
 import { argValue, BARE_USER, userValue } from "./shared.js"
 
 const iterations = Number(argValue("iterations", "20000"))
 const traced = argValue("trace", "")
+const dump = argValue("dump", "")
 
 type Route = "get" | "incr" | "new"
 const routes: ReadonlyArray<Route> = ["get", "incr", "new"]
@@ -83,7 +88,9 @@ const withSession = SessionMiddleware.loadAndSave(HttpRouter.empty.pipe(
   )
 ))
 
-type App = typeof bare | typeof withSession
+const minimal = Minimal.middleware(Minimal.routes)
+
+type App = typeof bare | typeof withSession | typeof minimal
 
 const runtime = ManagedRuntime.make(
   SessionManager.layer({ lifetime: "24 hours" }).pipe(Layer.provide(MemoryStore.layer()))
@@ -102,15 +109,25 @@ const serve = (app: App, request: HttpServerRequest.HttpServerRequest) =>
       (exit) => Effect.zipRight(Scope.close(scope, Exit.void), exit)
     ))
 
-// 256 sessions, as the HTTP bench's clients hold.
-const cookies: Array<string> = []
-for (let i = 0; i < 256; i++) {
-  const response = runtime.runSync(serve(withSession, requestOf("/login", undefined)))
-  cookies.push(String(response.headers["set-cookie"]).split(";")[0])
-}
+// 256 sessions for each app, as the HTTP bench's clients hold.
+const loginCookies = (app: App): ReadonlyArray<string> =>
+  Array.from(
+    { length: 256 },
+    () => String(runtime.runSync(serve(app, requestOf("/login", undefined))).headers["set-cookie"]).split(";")[0]
+  )
+const cookiesOf = new Map<App, ReadonlyArray<string>>([
+  [bare, []],
+  [withSession, loginCookies(withSession)],
+  [minimal, loginCookies(minimal)]
+])
 
-const requestsFor = (route: Route, count: number) =>
-  Array.from({ length: count }, (_, i) => requestOf(`/${route}`, route === "new" ? undefined : cookies[i & 255]))
+const requestsFor = (route: Route, count: number, app: App = withSession) => {
+  const cookies = cookiesOf.get(app) ?? []
+  return Array.from(
+    { length: count },
+    (_, i) => requestOf(`/${route}`, route === "new" || cookies.length === 0 ? undefined : cookies[i & 255])
+  )
+}
 
 if (traced !== "") {
   const steps: Array<string> = []
@@ -143,7 +160,7 @@ if (traced !== "") {
 const stepsOf = (app: App, route: Route): number =>
   runtime.runSync(
     Effect.zipRight(
-      serve(app, requestsFor(route, 1)[0]),
+      serve(app, requestsFor(route, 1, app)[0]),
       Effect.withFiberRuntime((fiber): Effect.Effect<number> =>
         Effect.succeed((fiber as unknown as { currentOpCount: number }).currentOpCount)
       )
@@ -160,8 +177,10 @@ interface ProfileNode {
 }
 const totalOf = (node: ProfileNode): number => node.children.reduce((sum, child) => sum + totalOf(child), node.selfSize)
 
+const nameOf = (app: App): string => app === bare ? "bare" : app === minimal ? "minimal" : "session"
+
 const bytesPerRequest = async (app: App, route: Route): Promise<number> => {
-  const requests = requestsFor(route, iterations)
+  const requests = requestsFor(route, iterations, app)
   for (const request of requests) runtime.runSync(serve(app, request))
   await inspector.post("HeapProfiler.startSampling", {
     samplingInterval: 512,
@@ -170,11 +189,15 @@ const bytesPerRequest = async (app: App, route: Route): Promise<number> => {
   })
   for (const request of requests) runtime.runSync(serve(app, request))
   const { profile } = await inspector.post("HeapProfiler.stopSampling")
+  if (dump !== "") {
+    fs.mkdirSync(dump, { recursive: true })
+    fs.writeFileSync(path.join(dump, `${route}-${nameOf(app)}.heapprofile`), JSON.stringify(profile))
+  }
   return totalOf(profile.head as unknown as ProfileNode) / iterations
 }
 
 const cpuPerRequest = (app: App, route: Route): number => {
-  const requests = requestsFor(route, iterations)
+  const requests = requestsFor(route, iterations, app)
   for (const request of requests) runtime.runSync(serve(app, request))
   const rounds: Array<number> = []
   for (let round = 0; round < 5; round++) {
@@ -186,17 +209,25 @@ const cpuPerRequest = (app: App, route: Route): number => {
   return rounds.sort((a, b) => a - b)[2]
 }
 
-const cell = (bare: number, session: number, digits: number) =>
-  `${bare.toFixed(digits).padStart(8)} ${session.toFixed(digits).padStart(8)} ${
-    (session - bare >= 0 ? "+" : "") + (session - bare).toFixed(digits)
-  }`.padEnd(28)
+const columns = (values: readonly [bare: number, minimal: number, session: number], digits: number) => {
+  const [bareValue, ...others] = values
+  const added = (value: number) => `${value - bareValue >= 0 ? "+" : ""}${(value - bareValue).toFixed(digits)}`
+  return [bareValue.toFixed(digits), ...others.map(added)].map((text) => text.padStart(8)).join("")
+}
 
-console.log(`in-process HttpApp, ${iterations} requests per measurement; columns: bare, session, added`)
-console.log(`${"route".padEnd(6)}${"Effect steps".padEnd(28)}${"KB allocated".padEnd(28)}CPU µs (noisy)`)
+const apps = [bare, minimal, withSession] as const
+console.log(`in-process HttpApp, ${iterations} requests per measurement`)
+console.log("columns: the bare app, then what the minimal middleware (bench/minimal.ts) and effect-session add to it")
+console.log(`${"route".padEnd(6)}${"Effect steps".padEnd(26)}${"KB allocated".padEnd(26)}CPU µs (noisy)`)
 for (const route of routes) {
-  const steps = cell(stepsOf(bare, route), stepsOf(withSession, route), 0)
-  const bytes = cell((await bytesPerRequest(bare, route)) / 1024, (await bytesPerRequest(withSession, route)) / 1024, 2)
-  const cpu = cell(cpuPerRequest(bare, route), cpuPerRequest(withSession, route), 1)
-  console.log(`${route.padEnd(6)}${steps}${bytes}${cpu}`)
+  const steps = apps.map((app) => stepsOf(app, route)) as unknown as [number, number, number]
+  const bytes: Array<number> = []
+  for (const app of apps) bytes.push((await bytesPerRequest(app, route)) / 1024)
+  const cpu = apps.map((app) => cpuPerRequest(app, route)) as unknown as [number, number, number]
+  console.log(
+    `${route.padEnd(6)}${columns(steps, 0).padEnd(26)}${
+      columns(bytes as unknown as [number, number, number], 2).padEnd(26)
+    }${columns(cpu, 1)}`
+  )
 }
 await runtime.dispose()

@@ -23,29 +23,25 @@
 import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import type * as HttpApp from "@effect/platform/HttpApp"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
-import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { PeriodicExportingMetricReader, type PushMetricExporter } from "@opentelemetry/sdk-metrics"
 import { BatchSpanProcessor, type SpanExporter } from "@opentelemetry/sdk-trace-base"
-import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as FiberRef from "effect/FiberRef"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Redacted from "effect/Redacted"
 import { randomBytes } from "node:crypto"
 import { createServer } from "node:http"
-import * as Token from "../../src/internal/token.js"
 import { Session } from "../../src/Session.js"
 import * as SessionManager from "../../src/SessionManager.js"
 import * as Sealed from "../../src/SessionManager/Sealed.js"
 import * as SessionMiddleware from "../../src/SessionMiddleware.js"
 import { SessionStore } from "../../src/SessionStore.js"
+import * as Minimal from "../minimal.js"
 import { announce, argValue, BARE_USER, cpuMicros, userValue } from "../shared.js"
 import { storeLayer } from "../stores.js"
 
@@ -310,139 +306,18 @@ const headersOnly = () => {
   return Layer.mergeAll(HttpServer.serve(router), ready(Effect.void)).pipe(Layer.provide(ServerLive))
 }
 
-/**
- * `--mode minimal`: the least a session middleware on @effect/platform can do for these routes
- * while keeping what effect-session guarantees and answering with the same headers. It is the
- * floor under effect-session's added CPU that is a session's own work, where `--mode headers`
- * is the floor of the headers alone. Per request, and nothing else:
- * - the token read from the raw `Cookie` header and checked to be one (43 base64url characters);
- * - its store key, SHA-256 as base64url (hashing at rest), with effect-session's own hash;
- * - one `Map` lookup, the expiry checked, the record parsed from JSON;
- * - the session added to the fiber's context with `FiberRef.set`, and put back after the app
- *   (the cheapest way found to provide a service per request, the one `SessionMiddleware` uses);
- * - on a write: the record as JSON, one `Map` write, and for a new session a token from the same
- *   pooled CSPRNG; then the `Set-Cookie`, `Cache-Control` and `Vary` headers in one `setHeaders`.
- * The session's methods are plain functions, not effects; no metric, no span, no event, no
- * value schema, no typed errors, no lock, no redaction of the token, no sweep: what a library
- * cannot leave out, not what effect-session does.
- */
-const minimal = () => {
-  interface MiniSession {
-    readonly get: (name: string) => unknown
-    readonly put: (name: string, value: unknown) => void
-  }
-  const MiniSession = Context.GenericTag<MiniSession>("bench/MiniSession")
-  const store = new Map<string, { readonly data: string; readonly expiresAt: number }>()
-  const lifetime = 86_400_000
-  const TOKEN = /^[A-Za-z0-9_-]{43}$/
-  const tokenOf = (header: string | undefined): string | undefined => {
-    if (header === undefined) return undefined
-    for (const pair of header.split(";")) {
-      const equals = pair.indexOf("=")
-      if (equals !== -1 && pair.slice(0, equals).trim() === "session") {
-        const value = pair.slice(equals + 1).trim()
-        return TOKEN.test(value) ? value : undefined
-      }
-    }
-    return undefined
-  }
-  const middleware = <E, R>(app: HttpApp.Default<E, R>) =>
-    Effect.withFiberRuntime<
-      HttpServerResponse.HttpServerResponse,
-      E,
-      Exclude<R, MiniSession> | HttpServerRequest.HttpServerRequest
-    >((fiber) => {
-      const context = fiber.currentContext
-      const request = Context.unsafeGet(context, HttpServerRequest.HttpServerRequest)
-      const now = Date.now()
-      let token = tokenOf(request.headers["cookie"])
-      let key = token === undefined ? undefined : Token.hash(token)
-      const entry = key === undefined ? undefined : store.get(key)
-      const record: { createdAt: number; deadline: number; values: Record<string, unknown> } =
-        entry !== undefined && entry.expiresAt > now
-          ? JSON.parse(entry.data)
-          : { createdAt: now, deadline: now + lifetime, values: {} }
-      if (entry === undefined || entry.expiresAt <= now) token = key = undefined
-      const values = new Map(Object.entries(record.values))
-      let modified = false
-      const session: MiniSession = {
-        get: (name) => values.get(name),
-        put: (name, value) => {
-          values.set(name, value)
-          modified = true
-        }
-      }
-      const commit = (response: HttpServerResponse.HttpServerResponse) => {
-        if (!modified) return HttpServerResponse.setHeader(response, "vary", "Cookie")
-        if (token === undefined || key === undefined) {
-          token = Token.generate()
-          key = Token.hash(token)
-        }
-        const data = JSON.stringify({
-          createdAt: record.createdAt,
-          deadline: record.deadline,
-          values: Object.fromEntries(values)
-        })
-        store.set(key, { data, expiresAt: record.deadline })
-        const expires = new Date(Math.ceil(record.deadline / 1000) * 1000)
-        const maxAge = Math.ceil((record.deadline - now) / 1000)
-        return HttpServerResponse.setHeaders(response, {
-          "set-cookie":
-            `session=${token}; Max-Age=${maxAge}; Path=/; Expires=${expires.toUTCString()}; HttpOnly; Secure; SameSite=Lax`,
-          "cache-control": "private, no-cache=\"Set-Cookie\"",
-          vary: "Cookie"
-        })
-      }
-      const restore = FiberRef.set(FiberRef.currentContext, context)
-      return Effect.zipRight(
-        FiberRef.set(FiberRef.currentContext, Context.add(context, MiniSession, session)),
-        Effect.matchCauseEffect(app as HttpApp.Default<E>, {
-          onSuccess: (response) => Effect.as(restore, commit(response)),
-          onFailure: (cause) => Effect.zipRight(restore, Effect.failCause(cause))
-        })
-      )
-    })
-  let logins = 0
-  const router = HttpRouter.empty.pipe(
-    HttpRouter.get(
-      "/login",
-      Effect.gen(function*() {
-        const session = yield* MiniSession
-        session.put("user", userValue(logins++))
-        session.put("count", 0)
-        return HttpServerResponse.text("ok")
-      })
+/** `--mode minimal`: the routes under the least session middleware (see bench/minimal.ts). */
+const minimal = () =>
+  Layer.mergeAll(
+    HttpServer.serve(
+      HttpRouter.get(
+        Minimal.routes,
+        "/__cpu",
+        Effect.sync(() => HttpServerResponse.text(String(cpuMicros())))
+      ).pipe(Minimal.middleware)
     ),
-    HttpRouter.get(
-      "/get",
-      Effect.gen(function*() {
-        const session = yield* MiniSession
-        const user = session.get("user")
-        return HttpServerResponse.text(typeof user === "string" ? user : "")
-      })
-    ),
-    HttpRouter.get(
-      "/incr",
-      Effect.gen(function*() {
-        const session = yield* MiniSession
-        const count = session.get("count")
-        const next = (typeof count === "number" ? count : 0) + 1
-        session.put("count", next)
-        return HttpServerResponse.text(String(next))
-      })
-    ),
-    HttpRouter.get(
-      "/new",
-      Effect.gen(function*() {
-        const session = yield* MiniSession
-        session.put("user", userValue(logins++))
-        return HttpServerResponse.text("ok")
-      })
-    ),
-    HttpRouter.get("/__cpu", Effect.sync(() => HttpServerResponse.text(String(cpuMicros()))))
-  )
-  return Layer.mergeAll(HttpServer.serve(middleware(router)), ready(Effect.void)).pipe(Layer.provide(ServerLive))
-}
+    ready(Effect.void)
+  ).pipe(Layer.provide(ServerLive))
 
 const app = mode === "bare"
   ? bare()
