@@ -20,6 +20,9 @@
  * responses carry (`Vary: Cookie`, and on writes the session's `Set-Cookie` and `Cache-Control`),
  * with no session behind them. Its CPU above bare-effect is what those headers cost on
  * @effect/platform and Node: a floor under effect-session's added CPU that no library work removes.
+ * And `effect-minimal` (bench/minimal.ts): the least session middleware on @effect/platform with
+ * effect-session's guarantees and headers, a fixture that shows what a session's own work costs
+ * at the least on this platform.
  * Every row reports its added CPU per request over its own bare framework.
  *
  * Options:
