@@ -29,12 +29,12 @@ import * as Supervisor from "effect/Supervisor"
 import * as fs from "node:fs"
 import { Session as Inspector } from "node:inspector/promises"
 import * as path from "node:path"
-import { Session } from "../src/Session.js"
 import * as SessionManager from "../src/SessionManager.js"
 import * as SessionMiddleware from "../src/SessionMiddleware.js"
 import * as MemoryStore from "../src/SessionStore/Memory.js"
 import * as Minimal from "./minimal.js"
-import { argValue, BARE_USER, userValue } from "./shared.js"
+import { sessionRoutes } from "./routes.js"
+import { argValue, BARE_USER } from "./shared.js"
 
 const iterations = Number(argValue("iterations", "20000"))
 const traced = argValue("trace", "")
@@ -51,42 +51,7 @@ const bare = HttpRouter.empty.pipe(
 )
 
 // The session routes of bench/servers/effect.ts.
-let logins = 0
-const withSession = SessionMiddleware.loadAndSave(HttpRouter.empty.pipe(
-  HttpRouter.get(
-    "/login",
-    Effect.gen(function*() {
-      const session = yield* Session
-      yield* session.put("user", userValue(logins++))
-      yield* session.put("count", 0)
-      return HttpServerResponse.text("ok")
-    })
-  ),
-  HttpRouter.get(
-    "/get",
-    Effect.gen(function*() {
-      const session = yield* Session
-      return HttpServerResponse.text(yield* session.getString("user"))
-    })
-  ),
-  HttpRouter.get(
-    "/incr",
-    Effect.gen(function*() {
-      const session = yield* Session
-      const next = (yield* session.getInt("count")) + 1
-      yield* session.put("count", next)
-      return HttpServerResponse.text(String(next))
-    })
-  ),
-  HttpRouter.get(
-    "/new",
-    Effect.gen(function*() {
-      const session = yield* Session
-      yield* session.put("user", userValue(logins++))
-      return HttpServerResponse.text("ok")
-    })
-  )
-))
+const withSession = SessionMiddleware.loadAndSave(sessionRoutes())
 
 const minimal = Minimal.middleware(Minimal.routes)
 

@@ -36,12 +36,12 @@ import * as LogLevel from "effect/LogLevel"
 import * as Redacted from "effect/Redacted"
 import { randomBytes } from "node:crypto"
 import { createServer } from "node:http"
-import { Session } from "../../src/Session.js"
 import * as SessionManager from "../../src/SessionManager.js"
 import * as Sealed from "../../src/SessionManager/Sealed.js"
 import * as SessionMiddleware from "../../src/SessionMiddleware.js"
 import { SessionStore } from "../../src/SessionStore.js"
 import * as Minimal from "../minimal.js"
+import { sessionRoutes } from "../routes.js"
 import { announce, argValue, BARE_USER, cpuMicros, userValue } from "../shared.js"
 import { storeLayer } from "../stores.js"
 
@@ -192,45 +192,11 @@ const sessionLayer = async (): Promise<Layer.Layer<SessionManager.SessionManager
 
 const withSession = async () => {
   const SessionLive = await sessionLayer()
-  let logins = prefill
-  const count = <E>(effect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, Session>) =>
-    counting ? Effect.zipRight(Effect.sync(() => stats.requests++), effect) : effect
-  const router = HttpRouter.empty.pipe(
-    HttpRouter.get(
-      "/login",
-      Effect.gen(function*() {
-        const session = yield* Session
-        const user = userValue(logins++)
-        if (owned) yield* session.bindOwner(user, { label: "Firefox 128 on Linux" })
-        yield* session.put("user", user)
-        yield* session.put("count", 0)
-        return HttpServerResponse.text("ok")
-      })
-    ),
-    HttpRouter.get(
-      "/get",
-      count(Effect.gen(function*() {
-        const session = yield* Session
-        return HttpServerResponse.text(yield* session.getString("user"))
-      }))
-    ),
-    HttpRouter.get(
-      "/incr",
-      count(Effect.gen(function*() {
-        const session = yield* Session
-        const next = (yield* session.getInt("count")) + 1
-        yield* session.put("count", next)
-        return HttpServerResponse.text(String(next))
-      }))
-    ),
-    HttpRouter.get(
-      "/new",
-      count(Effect.gen(function*() {
-        const session = yield* Session
-        yield* session.put("user", userValue(logins++))
-        return HttpServerResponse.text("ok")
-      }))
-    ),
+  const router = sessionRoutes({
+    owned,
+    firstUser: prefill,
+    ...(counting ? { measured: (route) => Effect.zipRight(Effect.sync(() => stats.requests++), route) } : {})
+  }).pipe(
     HttpRouter.get("/__stats", Effect.sync(() => HttpServerResponse.unsafeJson(stats))),
     HttpRouter.get("/__cpu", Effect.sync(() => HttpServerResponse.text(String(cpuMicros())))),
     spansRoute,
