@@ -10,7 +10,6 @@ import * as Schema from "effect/Schema"
 import type {
   AnyKey,
   BindOwnerOptions,
-  Json,
   MergeOptions,
   OwnerSession,
   RevokeOptions,
@@ -200,11 +199,13 @@ const get = (
   context: SessionContext,
   key: TypedOrNamed
 ): Effect.Effect<Option.Option<unknown>, SessionValueError> =>
-  Effect.suspend(() => {
-    const raw = getRaw(state, nameOf(key))
-    if (typeof key === "string" || Option.isNone(raw)) return Effect.succeed(raw)
-    return readTyped(state, context, key, raw.value, Option.some)
-  })
+  // A name's value as it is, in one step; a typed key's decoded.
+  typeof key === "string"
+    ? Effect.sync(() => getRaw(state, key))
+    : Effect.suspend(() => {
+      const raw = getRaw(state, key.name)
+      return Option.isNone(raw) ? Effect.succeed(raw) : readTyped(state, context, key, raw.value, Option.some)
+    })
 
 const pop = (
   state: SessionState,
@@ -225,27 +226,30 @@ const pop = (
 // The one key a JSON object cannot keep as data: it would set the object's prototype on reload.
 const UNKEEPABLE = "__proto__"
 
-const put = (state: SessionState, key: TypedOrNamed, value: unknown): Effect.Effect<void, SessionValueError> =>
-  Effect.suspend(() => {
-    const name = nameOf(key)
-    if (name === UNKEEPABLE) {
-      return Effect.fail(new SessionValueError({ reason: "Key", key: name, detail: "this key cannot be stored" }))
-    }
-    if (typeof key === "string") {
-      state.values.set(key, value as Json)
-      touchModified(state)
-      return Effect.void
-    }
-    return Either.match(ParseResult.encodeEither(key.schema)(value), {
+const put = (state: SessionState, key: TypedOrNamed, value: unknown): Effect.Effect<void, SessionValueError> => {
+  // The key is checked as the effect is made (the answer depends on it alone); a name's value is
+  // stored in one step, a typed key's encoded first.
+  const name = nameOf(key)
+  if (name === UNKEEPABLE) {
+    return Effect.fail(new SessionValueError({ reason: "Key", key: name, detail: "this key cannot be stored" }))
+  }
+  if (typeof key === "string") return Effect.sync(() => store(state, key, value))
+  return Effect.suspend(() =>
+    Either.match(ParseResult.encodeEither(key.schema)(value), {
       onLeft: (issue) =>
         Effect.fail(new SessionValueError({ reason: "Encode", key: key.name, detail: describeIssue(issue) })),
-      onRight: (encoded) =>
-        Effect.sync(() => {
-          state.values.set(key.name, encoded)
-          touchModified(state)
-        })
+      onRight: (encoded) => {
+        store(state, key.name, encoded)
+        return Effect.void
+      }
     })
-  })
+  )
+}
+
+const store = (state: SessionState, name: string, value: unknown): void => {
+  state.values.set(name, value)
+  touchModified(state)
+}
 
 /** The cap nothing moves the deadline past. */
 const capOf = (state: SessionState, context: SessionContext): number => state.createdAt + context.maxLifetimeMillis
