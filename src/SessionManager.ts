@@ -344,6 +344,7 @@ const makeWith = (
   const write = (
     state: InternalSession.SessionState,
     now: number,
+    count: Telemetry.Traced["count"],
     renewedFrom?: string
   ): Effect.Effect<CommitOutcome, SessionError> => {
     const encoded = InternalManager.encode(options, state, now)
@@ -360,17 +361,11 @@ const makeWith = (
         if (result === "gone") return gone(state)
         state.storeKey = key
         state.touch = false
+        if (!updating) createdAs(key, renewedFrom, state, now, count)
         return written(token, expiresAt, state, now)
       }
     )
-    if (!updating) {
-      const created = Effect.tap(
-        stored,
-        (outcome) => outcome._tag === "Written" ? createdAs(key, renewedFrom, state, now) : Effect.void
-      )
-      return owner === undefined ? created : storeLinked(state, owner, key, created)
-    }
-    return stored
+    return updating || owner === undefined ? stored : storeLinked(state, owner, key, stored)
   }
 
   /**
@@ -531,8 +526,7 @@ const makeWith = (
     unlink: (owner, key) => store.owners === undefined ? Effect.void : store.owners.unlink(owner.id, owner.handle, key),
     ownerSessions: listOwned,
     revoke,
-    storeNew: (state, from) =>
-      Effect.clockWith((clock) => Effect.asVoid(write(state, clock.unsafeCurrentTimeMillis(), from))),
+    storeNew: (state, from) => Telemetry.counted((now, count) => Effect.asVoid(write(state, now, count, from))),
     destroyed,
     ownerChanged,
     takeValues: (token) => {
@@ -577,13 +571,13 @@ const makeWith = (
     })
 
   const commit: SessionManager["commit"] = (session) =>
-    InternalManager.tracedCommit((now, committed) => {
+    InternalManager.tracedCommit((now, committed, count) => {
       const state = InternalSession.stateOf(session)
       switch (state.status) {
         case "Destroyed":
           return committed(CommitOutcome.Destroyed(), false)
         case "Modified":
-          return Effect.flatMap(write(state, now), (outcome) => committed(outcome, false))
+          return Effect.flatMap(write(state, now, count), (outcome) => committed(outcome, false))
       }
       return state.touch && state.storeKey !== undefined && state.token !== undefined
         ? Effect.flatMap(refresh(state, state.storeKey, state.token, now), (outcome) => committed(outcome, true))

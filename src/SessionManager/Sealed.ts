@@ -32,6 +32,7 @@ import * as InternalManager from "../internal/manager.js"
 import * as InternalOptions from "../internal/options.js"
 import * as Seal from "../internal/seal.js"
 import * as InternalSession from "../internal/session.js"
+import * as Telemetry from "../internal/telemetry.js"
 import * as Token from "../internal/token.js"
 import type { Session } from "../Session.js"
 import type { SessionConfigError } from "../SessionConfigError.js"
@@ -156,7 +157,8 @@ const makeWith = (
    */
   const write = (
     state: InternalSession.SessionState,
-    now: number
+    now: number,
+    count: Telemetry.Traced["count"]
   ): Effect.Effect<SessionManager.CommitOutcome, SessionManager.SessionError> => {
     const encoded = InternalManager.encode(options, state, now)
     if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
@@ -172,17 +174,17 @@ const makeWith = (
         new SessionManager.SessionLimitError({ reason: "Size", limit: maxSealedSize, actual: length })
       )
     }
-    return Effect.flatMap(Seal.seal(sealing, plaintext), (sealed) => {
+    return Effect.map(Seal.seal(sealing, plaintext), (sealed) => {
       state.token = sealed
       state.storeKey = id
       state.touch = false
-      const outcome = SessionManager.CommitOutcome.Written({
+      if (created) lifecycle.created(id, undefined, state, now, count)
+      return SessionManager.CommitOutcome.Written({
         token: Redacted.make(sealed),
         expiresAt,
         rememberMe: state.rememberMe,
         committedAt: now
       })
-      return created ? Effect.as(lifecycle.created(id, undefined, state, now), outcome) : Effect.succeed(outcome)
     })
   }
 
@@ -194,13 +196,14 @@ const makeWith = (
     deleteKey: () => Effect.void,
     takeKey: () => Effect.succeed(true),
     storeNew: (state, from) =>
-      Effect.clockWith((clock) => {
+      Telemetry.counted((now, count) => {
         // Renewed: the new token is its new id (named in the `Renewed` event); the commit seals
         // it, and until then the client holds no token of it.
         const id = state.token ?? Token.generate()
         state.storeKey = id
         state.token = undefined
-        return lifecycle.created(id, from, state, clock.unsafeCurrentTimeMillis())
+        lifecycle.created(id, from, state, now, count)
+        return Effect.void
       }),
     destroyed: lifecycle.destroyed,
     ownerChanged: lifecycle.ownerChanged,
@@ -255,13 +258,13 @@ const makeWith = (
     })
 
   const commit: SessionManager.SessionManager["commit"] = (session) =>
-    InternalManager.tracedCommit((now, committed) => {
+    InternalManager.tracedCommit((now, committed, count) => {
       const state = InternalSession.stateOf(session)
       if (state.status === "Destroyed") return committed(SessionManager.CommitOutcome.Destroyed(), false)
       // Changed, or due for a reseal (half of the idle window passed, or sealed with an older secret).
       if (state.status === "Modified" || state.touch) {
         const refreshed = state.status !== "Modified"
-        return Effect.flatMap(write(state, now), (outcome) => committed(outcome, refreshed))
+        return Effect.flatMap(write(state, now, count), (outcome) => committed(outcome, refreshed))
       }
       return committed(SessionManager.CommitOutcome.Unchanged(), false)
     })

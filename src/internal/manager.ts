@@ -78,7 +78,8 @@ export const tracedLoad = <E>(
 export const tracedCommit = (
   body: (
     now: number,
-    committed: (outcome: CommitOutcome, refreshed: boolean) => Effect.Effect<CommitOutcome>
+    committed: (outcome: CommitOutcome, refreshed: boolean) => Effect.Effect<CommitOutcome>,
+    count: Telemetry.Traced["count"]
   ) => Effect.Effect<CommitOutcome, SessionError>
 ): Effect.Effect<CommitOutcome, SessionError> =>
   Telemetry.traced("session.commit", ({ annotate, count, now }) =>
@@ -87,7 +88,7 @@ export const tracedCommit = (
       annotate(Telemetry.Attribute.outcome, label)
       count(committedBy[label], 1)
       return Effect.succeed(outcome)
-    }))
+    }, count))
 
 /** An owner as events name it: its id and handle, never its label. */
 export const eventOwner = (owner: { readonly id: string; readonly handle: string } | undefined) =>
@@ -103,14 +104,15 @@ export const lifecycle = (events: InternalEvents.Hub | undefined, keyOf: (token:
     key: string,
     renewedFrom: string | undefined,
     state: InternalSession.SessionState,
-    now: number
-  ): Effect.Effect<void> => {
+    now: number,
+    count: Telemetry.Traced["count"]
+  ): void => {
     const owner = eventOwner(state.owner)
     if (renewedFrom === undefined) {
       events?.publish(() =>
         SessionEvents.SessionEvent.Created({ at: DateTime.unsafeMake(now), ref: InternalEvents.refOf(key), owner })
       )
-      return Metric.increment(SessionMetrics.created)
+      return count(SessionMetrics.created, 1)
     }
     events?.publish(() =>
       SessionEvents.SessionEvent.Renewed({
@@ -120,7 +122,7 @@ export const lifecycle = (events: InternalEvents.Hub | undefined, keyOf: (token:
         owner
       })
     )
-    return Metric.increment(SessionMetrics.renewed)
+    count(SessionMetrics.renewed, 1)
   },
   destroyed: (key: string, owner: InternalSession.OwnerState | undefined): Effect.Effect<void> =>
     Effect.clockWith((clock) => {

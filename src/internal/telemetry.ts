@@ -180,6 +180,21 @@ export const traced = <A, E, R>(
     )
   })
 
+/**
+ * Runs `f` with the `Clock`'s time and a way to count (as `traced` gives them), read from the
+ * fiber in one step, under no span of its own.
+ */
+export const counted = <A, E, R>(
+  f: (now: number, count: Traced["count"]) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E, R> =>
+  Effect.withFiberRuntime((fiber) => {
+    const labels = fiber.getFiberRef(FiberRef.currentMetricLabels)
+    return f(
+      Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis(),
+      (metric, by) => metric.unsafeUpdate(by, labels)
+    )
+  })
+
 /** `effect` under a span named `name` when a tracer is installed (see `traced`), for `pipe`. */
 export const withSpan = (name: string) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   traced(name, () => effect)
