@@ -180,7 +180,8 @@ const logFailure = (what: string, error: SessionError | SessionLockError): Effec
  * Read the token → load → (lock, then read again under the lock). Only a session that exists is
  * locked: a flood of made-up tokens costs a `find` each, never a lock. The lock is held in a
  * scope of its own inside the request's: released after the commit, or when the request's scope
- * closes, whatever happened.
+ * closes, whatever happened. A failure is logged where it is answered (a `tapError` here would
+ * cost every request a step).
  */
 const open = (
   flow: Flow,
@@ -202,7 +203,7 @@ const open = (
             )
           )
         }))
-    })).pipe(Effect.tapError((error) => logFailure("open the session", error)))
+    }))
 
 /** The error answer, decorated by the transport. */
 const answer = (
@@ -264,7 +265,7 @@ const wrap = <E, R, I>(
     const flow = flowOf(context)
     const request = Context.unsafeGet(context, HttpServerRequest.HttpServerRequest)
     return Effect.matchEffect(open(flow, request), {
-      onFailure: (error) => answer(flow, error, request),
+      onFailure: (error) => Effect.zipRight(logFailure("open the session", error), answer(flow, error, request)),
       onSuccess: (opened) =>
         runWith(context, tag, opened.session, app, {
           onSuccess: (response) => commitAndTell(flow, opened, request, response),
@@ -563,13 +564,15 @@ export const layerApiFor: ApiLayerConstructor =
         }
         const middleware = Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
           Effect.matchEffect(open(flow, request), {
-            onFailure: (error): Effect.Effect<never, SessionUnavailable | SessionBusy> =>
-              error._tag !== "SessionLockError"
+            onFailure: (error) => {
+              const refused: Effect.Effect<never, SessionUnavailable | SessionBusy> = error._tag !== "SessionLockError"
                 ? Effect.fail(new SessionUnavailable())
                 : Effect.flatMap(answer(flow, error, request), (busy) =>
                   HttpApp.appendPreResponseHandler((_request, response) =>
                     Effect.succeed(HttpServerResponse.setHeaders(response, busy.headers))
-                  )).pipe(Effect.zipRight(Effect.fail(new SessionBusy()))),
+                  )).pipe(Effect.zipRight(Effect.fail(new SessionBusy())))
+              return Effect.zipRight(logFailure("open the session", error), refused)
+            },
             onSuccess: (opened) =>
               Effect.as(
                 HttpApp.appendPreResponseHandler((request, response) =>
