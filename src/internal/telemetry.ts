@@ -170,8 +170,7 @@ export const traced = <A, E, R>(
 ): Effect.Effect<A, E, R> =>
   Effect.withFiberRuntime((fiber) => {
     const now = Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis()
-    const labels = fiber.getFiberRef(FiberRef.currentMetricLabels)
-    const count: Traced["count"] = (metric, by) => metric.unsafeUpdate(by, labels)
+    const count = countIn(fiber)
     return underSpan(
       fiber,
       name,
@@ -180,6 +179,12 @@ export const traced = <A, E, R>(
     )
   })
 
+/** Counts with the metric labels in scope in `fiber` (`Effect.tagMetrics`). */
+const countIn = (fiber: Fiber.RuntimeFiber<unknown, unknown>): Traced["count"] => {
+  const labels = fiber.getFiberRef(FiberRef.currentMetricLabels)
+  return (metric, by) => metric.unsafeUpdate(by, labels)
+}
+
 /**
  * Runs `f` with the `Clock`'s time and a way to count (as `traced` gives them), read from the
  * fiber in one step, under no span of its own.
@@ -187,13 +192,9 @@ export const traced = <A, E, R>(
 export const counted = <A, E, R>(
   f: (now: number, count: Traced["count"]) => Effect.Effect<A, E, R>
 ): Effect.Effect<A, E, R> =>
-  Effect.withFiberRuntime((fiber) => {
-    const labels = fiber.getFiberRef(FiberRef.currentMetricLabels)
-    return f(
-      Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis(),
-      (metric, by) => metric.unsafeUpdate(by, labels)
-    )
-  })
+  Effect.withFiberRuntime((fiber) =>
+    f(Context.get(fiber.currentDefaultServices, Clock.Clock).unsafeCurrentTimeMillis(), countIn(fiber))
+  )
 
 /** `effect` under a span named `name` when a tracer is installed (see `traced`), for `pipe`. */
 export const withSpan = (name: string) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
