@@ -71,9 +71,9 @@ export const tracedLoad = <E>(
     }))
 
 /**
- * `session.commit`: `body` is handed the time and `committed`, which records the outcome
+ * `session.commit`: `body` is handed the time, `committed`, which records the outcome
  * (`refreshed` for a write that only moved the expiry) on the span and its counter and succeeds
- * with it.
+ * with it, and the span's `count` for the other counters a write feeds (`lifecycle.created`).
  */
 export const tracedCommit = (
   body: (
@@ -112,7 +112,8 @@ export const lifecycle = (events: InternalEvents.Hub | undefined, keyOf: (token:
       events?.publish(() =>
         SessionEvents.SessionEvent.Created({ at: DateTime.unsafeMake(now), ref: InternalEvents.refOf(key), owner })
       )
-      return count(SessionMetrics.created, 1)
+      count(SessionMetrics.created, 1)
+      return
     }
     events?.publish(() =>
       SessionEvents.SessionEvent.Renewed({
