@@ -301,6 +301,23 @@ const COOKIE_CACHE_ADD = ["private", "no-cache=\"Set-Cookie\""]
 const HEADER_CACHE_ADD = ["no-store"]
 
 /**
+ * An HTTP date (`toUTCString`) of epoch seconds, remembering the last one made: requests in the
+ * same second with the same lifetime expire in the same second. V8 formats a date through
+ * `printf`, about 1.5 µs, more than the rest of the `Set-Cookie` line.
+ */
+const httpDates = (): (seconds: number) => string => {
+  let last = Number.NaN
+  let text = ""
+  return (seconds) => {
+    if (seconds !== last) {
+      text = new Date(seconds * 1000).toUTCString()
+      last = seconds
+    }
+    return text
+  }
+}
+
+/**
  * The session cookie's `Set-Cookie` lines, written once per transport but for the token and the
  * expiry: the text the platform's `Cookies` makes of the same cookie, attribute for attribute and
  * in its order (the name, path and domain were checked when the transport was made, and a token
@@ -311,9 +328,10 @@ const cookieLines = (options: ResolvedCookie) => {
   const flags = `${options.httpOnly ? "; HttpOnly" : ""}${options.secure ? "; Secure" : ""}${
     options.partitioned ? "; Partitioned" : ""
   }; SameSite=${options.sameSite === "lax" ? "Lax" : options.sameSite === "strict" ? "Strict" : "None"}`
+  const expiresText = httpDates()
   return {
-    persistent: (value: string, expires: Date, maxAgeSeconds: number) =>
-      `${options.name}=${value}; Max-Age=${maxAgeSeconds}${scope}; Expires=${expires.toUTCString()}${flags}`,
+    persistent: (value: string, expiresSeconds: number, maxAgeSeconds: number) =>
+      `${options.name}=${value}; Max-Age=${maxAgeSeconds}${scope}; Expires=${expiresText(expiresSeconds)}${flags}`,
     // A browser-session cookie: no Expires, no Max-Age.
     browserSession: (value: string) => `${options.name}=${value}${scope}${flags}`,
     cleared: `${options.name}=; Max-Age=0${scope}; Expires=${DELETION_EXPIRES.toUTCString()}${flags}`
@@ -387,12 +405,12 @@ const cookieTransport = (options: ResolvedCookie): SessionTransport => {
         if (!(rememberMe ?? options.persist)) {
           return withCookie(response, lines.browserSession(value), () => [value, attributes(undefined, undefined)])
         }
-        const expires = new Date(Math.ceil(expiresAt / 1000) * 1000)
+        const expiresSeconds = Math.ceil(expiresAt / 1000)
         const maxAge = Math.max(0, Math.ceil((expiresAt - now) / 1000))
         return withCookie(
           response,
-          lines.persistent(value, expires, maxAge),
-          () => [value, attributes(expires, Duration.seconds(maxAge))]
+          lines.persistent(value, expiresSeconds, maxAge),
+          () => [value, attributes(new Date(expiresSeconds * 1000), Duration.seconds(maxAge))]
         )
       }),
     clear: (response) =>

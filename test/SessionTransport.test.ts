@@ -153,6 +153,17 @@ describe("writing the session cookie", () => {
       }
     }))
 
+  it.effect("each write's Expires is its own expiry's, in the same second, the next and back", () =>
+    Effect.gen(function*() {
+      const transport = yield* SessionTransport.cookie({})
+      const expiresOf = (response: HttpServerResponse.HttpServerResponse) =>
+        setCookieLines(response)[0].split("; ").find((attribute) => attribute.startsWith("Expires="))
+      for (const expiresAt of [90_061_500, 90_061_900, 90_062_001, 90_061_001, 3_000_000_000_000]) {
+        const written = yield* transport.write(HttpServerResponse.empty(), token, { ...expiry, expiresAt })
+        expect(expiresOf(written)).toBe(`Expires=${new Date(Math.ceil(expiresAt / 1000) * 1000).toUTCString()}`)
+      }
+    }))
+
   it.effect("beside the app's own cookies, in its cookies or its Set-Cookie header; one of the session's name gives way", () =>
     Effect.gen(function*() {
       const transport = SessionTransport.cookieDefault
