@@ -264,6 +264,20 @@ describe("finding 8: bounded input, and a merge that cannot be abused", () => {
       expect(yield* Effect.flip(manager.commit(session))).toMatchObject({ reason: "Keys", limit: 2, actual: 3 })
     }).pipe(Effect.provide(ManagerLive({ maxSize: 64, maxKeys: 2 }))))
 
+  it.scoped("the size limit counts the encoded session's UTF-8 bytes, not its characters", () =>
+    Effect.gen(function*() {
+      const manager = yield* SessionManager.SessionManager
+      // "€" is one UTF-16 unit and three bytes: 90 of them are ~160 characters, ~340 bytes.
+      const over = yield* manager.load(undefined)
+      yield* over.put("a", "€".repeat(90))
+      const refused = yield* Effect.flip(manager.commit(over))
+      expect(refused).toMatchObject({ _tag: "SessionLimitError", reason: "Size", limit: 300 })
+      expect(refused._tag === "SessionLimitError" && refused.actual).toBeGreaterThan(300)
+      const under = yield* manager.load(undefined)
+      yield* under.put("a", "€".repeat(60))
+      expect((yield* manager.commit(under))._tag).toBe("Written")
+    }).pipe(Effect.provide(ManagerLive({ maxSize: 300 }))))
+
   it.scoped("mergeSession: this session's values win, its deadline stays, its token changes, the other is gone", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(START)

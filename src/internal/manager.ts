@@ -257,9 +257,12 @@ export const encode = (
   if (Either.isLeft(encoded)) {
     return Either.left(new SessionCodecError({ reason: "Encode", detail: describeIssue(encoded.left.issue) }))
   }
-  const size = utf8Length(encoded.right)
-  if (size > options.maxSize) {
-    return Either.left(new SessionLimitError({ reason: "Size", limit: options.maxSize, actual: size }))
+  // No UTF-16 unit takes more than three bytes in UTF-8: a text that short is under the limit uncounted.
+  if (encoded.right.length * 3 > options.maxSize) {
+    const size = utf8Length(encoded.right)
+    if (size > options.maxSize) {
+      return Either.left(new SessionLimitError({ reason: "Size", limit: options.maxSize, actual: size }))
+    }
   }
   return Either.right(encoded.right)
 }
