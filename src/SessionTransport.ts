@@ -303,7 +303,7 @@ const HEADER_CACHE_ADD = ["no-store"]
 /**
  * An HTTP date (`toUTCString`) of epoch seconds, remembering the last one made: requests in the
  * same second with the same lifetime expire in the same second. V8 formats a date through
- * `printf`, about 1.5 µs, more than the rest of the `Set-Cookie` line.
+ * `printf`: about 0.5 µs a call, against 20 ns for the remembered one.
  */
 const httpDates = (): (seconds: number) => string => {
   let last = Number.NaN
