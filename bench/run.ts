@@ -25,6 +25,10 @@
  * at the least on this platform.
  * Every row reports its added CPU per request over its own bare framework.
  *
+ * The instructions section (bench/instructions.ts) runs the same servers, but for the OpenTelemetry,
+ * sealed and owned ones, under Valgrind's callgrind, and reports the instructions a request costs
+ * each: a count the machine's load does not move, where the CPU column moves by tens of µs.
+ *
  * Options:
  *   --duration S      seconds per measured run (default 10; --quick: 3)
  *   --warmup S        seconds of warm-up per server and route, discarded (default 3; --quick: 1)
@@ -33,7 +37,11 @@
  *   --sessions N      pre-made sessions the `get`/`incr` requests cycle through (default 256)
  *   --scale N         stored sessions for the large scale point (default 1000000)
  *   --owner-samples N owners listed, and owners revoked, per store and scale (default 500; --quick: 200)
- *   --only LIST       comma-separated sections: http,memory,scale,sweep,stores,owners (default all)
+ *   --only LIST       comma-separated sections: http,instructions,memory,scale,sweep,stores,owners
+ *                     (default all)
+ *   --ir-warmup N     instructions section: requests before counting (default 20000; --quick: 5000)
+ *   --ir-windows N    instructions section: windows counted per server and route (default 5; --quick: 2)
+ *   --ir-requests N   instructions section: requests per window (default 2000; --quick: 500)
  *   --quick           short runs, for a smoke test
  *   --json            print one JSON object on stdout (progress goes to stderr)
  *   --no-pin          do not pin the load generator and the servers to separate CPU cores
@@ -48,6 +56,7 @@ import autocannon from "autocannon"
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import * as os from "node:os"
 import { build } from "./build.js"
+import { type InstructionCount, runInstructions, unavailable as instructionsUnavailable } from "./instructions.js"
 import type { ReadyMessage } from "./shared.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -76,14 +85,23 @@ const settings = {
   sessions: option("sessions", 256),
   scaleSmall: 1_000,
   scaleLarge: option("scale", 1_000_000),
-  ownerSamples: option("owner-samples", quick ? 200 : 500)
+  ownerSamples: option("owner-samples", quick ? 200 : 500),
+  instructions: {
+    warmup: option("ir-warmup", quick ? 5_000 : 20_000),
+    windows: option("ir-windows", quick ? 2 : 5),
+    requests: option("ir-requests", quick ? 500 : 2_000),
+    connections: 10,
+    parallel: Math.min(2, os.availableParallelism())
+  }
 }
 const json = flag("json")
 const otel = !flag("no-otel")
 const sealed = !flag("no-sealed")
 const onlyIndex = argv.indexOf("--only")
 const sections = new Set(
-  onlyIndex >= 0 ? (argv[onlyIndex + 1] ?? "").split(",") : ["http", "memory", "scale", "sweep", "stores", "owners"]
+  onlyIndex >= 0
+    ? (argv[onlyIndex + 1] ?? "").split(",")
+    : ["http", "instructions", "memory", "scale", "sweep", "stores", "owners"]
 )
 
 // The load generator (this process) on core 0 and the server under load on the others, with
@@ -211,7 +229,7 @@ type Route = "get" | "incr" | "new"
 const routes: ReadonlyArray<Route> = ["get", "incr", "new"]
 
 /** Makes `count` sessions with `/login` and returns each one's `Cookie` header. */
-const makeSessions = async (server: Server, count: number): Promise<ReadonlyArray<string>> => {
+const makeSessions = async (server: Pick<Server, "name" | "port">, count: number): Promise<ReadonlyArray<string>> => {
   const cookies: Array<string> = []
   const one = async () => {
     const response = await fetch(`http://127.0.0.1:${server.port}/login`)
@@ -503,6 +521,62 @@ interface MemoryRow {
   readonly bytesPerSession: number
   readonly sampleKeyLength: number
   readonly samplePayloadLength: number
+}
+
+interface InstructionRow extends InstructionCount {
+  /** The bare framework's median instructions per request over this server's. */
+  readonly ratio: number
+  /** Median instructions per request above the same framework without sessions. */
+  readonly added: number
+  /** The same, of the means. */
+  readonly addedMean: number
+  /** `ratio` of the mutator's instructions (without the garbage collector's and the compilers'). */
+  readonly mutatorRatio: number
+  /** `added` of the mutator's instructions. */
+  readonly addedMutator: number
+}
+
+/**
+ * The http section's servers under callgrind (bench/instructions.ts), but for the OpenTelemetry,
+ * sealed and owned ones, each against its own bare framework.
+ */
+const runInstructionCounts = async (): Promise<Array<InstructionRow> | undefined> => {
+  const why = instructionsUnavailable()
+  if (why !== undefined) {
+    log(`instructions: skipped, ${why}`)
+    return undefined
+  }
+  const { connections, parallel, requests, warmup, windows } = settings.instructions
+  const specs = httpServers.filter((spec) =>
+    spec.otel !== true && spec.sealed !== true && spec.name !== "effect-session-owned"
+  )
+  log(
+    `instructions: ${specs.length} servers under callgrind, ${connections} connections, ${warmup} requests of warm-up, ${windows} × ${requests} counted, ${parallel} at a time`
+  )
+  const counts = await runInstructions(
+    specs,
+    routes,
+    settings.instructions,
+    (spec) => [process.execPath, compiled(spec.file), ...spec.args],
+    (spec, port) => makeSessions({ name: spec.name, port }, settings.sessions),
+    (child) => {
+      children.add(child)
+      child.once("exit", () => children.delete(child))
+    },
+    log
+  )
+  return counts.flatMap((count) => {
+    const bare = counts.find((c) => c.route === count.route && c.server === bareOf[count.server as ServerName])
+    if (bare === undefined) return []
+    return [{
+      ...count,
+      ratio: round(bare.median / count.median, 3),
+      added: count.median - bare.median,
+      addedMean: count.mean - bare.mean,
+      mutatorRatio: round(bare.mutator / count.mutator, 3),
+      addedMutator: count.mutator - bare.mutator
+    }]
+  })
 }
 
 const runMemory = async (): Promise<Array<MemoryRow>> => {
@@ -798,6 +872,7 @@ interface Target {
 
 const targetsOf = (
   http: ReadonlyArray<HttpRow> | undefined,
+  instructions: ReadonlyArray<InstructionRow> | undefined,
   memory: ReadonlyArray<MemoryRow> | undefined,
   scale: ScaleResult | undefined,
   sweep: SweepResult | undefined,
@@ -861,6 +936,29 @@ const targetsOf = (
       })
     }
   }
+  // Issue 16's write targets again, in instructions: the same bars, on a count the load does not move.
+  const counted = (server: ServerName, route: Route) =>
+    instructions?.find((r) => r.server === server && r.route === route)
+  for (const [route, floor] of [["incr", 0.75], ["new", 0.72]] as const) {
+    const ours = counted("effect-session", route)
+    if (ours === undefined) continue
+    targets.push({
+      target: `${route} ≥ ${floor}× bare-effect, in instructions`,
+      value:
+        `${ours.ratio}× (+${ours.added} instructions/request; mutator ${ours.mutatorRatio}×, +${ours.addedMutator})`,
+      met: ours.ratio >= floor
+    })
+    const peers = [counted("express-session", route), counted("fastify-session", route)]
+    if (peers.some((peer) => peer === undefined)) continue
+    const best = Math.min(...peers.map((peer) => peer?.added ?? Infinity))
+    targets.push({
+      target: `${route}: added instructions ≤ half the best peer's`,
+      value: `+${ours.added} vs +${best} (half: ${Math.round(best / 2)}; mutator +${ours.addedMutator} vs +${
+        Math.min(...peers.map((peer) => peer?.addedMutator ?? Infinity))
+      })`,
+      met: ours.added <= best / 2
+    })
+  }
   const ours = memory?.find((m) => m.library === "effect-session")
   const express = memory?.find((m) => m.library === "express-session")
   if (ours !== undefined && express !== undefined) {
@@ -915,12 +1013,13 @@ const main = async () => {
   log(`machine: ${machine.nproc} × ${machine.cpu}, Node ${machine.node}, load ${machine.loadAverageAtStart.join(" ")}`)
   log(pinned ? `load generator on core 0, servers on cores ${serverCores}` : "not pinned to cores")
   const http = sections.has("http") ? await runHttp() : undefined
+  const instructions = sections.has("instructions") ? await runInstructionCounts() : undefined
   const memory = sections.has("memory") ? await runMemory() : undefined
   const scale = sections.has("scale") ? await runScale() : undefined
   const sweep = sections.has("sweep") ? await runSweep() : undefined
   const stores = sections.has("stores") ? await runStores() : undefined
   const owners = sections.has("owners") ? await runOwners(http) : undefined
-  const targets = targetsOf(http, memory, scale, sweep, owners)
+  const targets = targetsOf(http, instructions, memory, scale, sweep, owners)
   const otelRows = http === undefined ? undefined : otelOverhead(http)
 
   if (json) {
@@ -941,6 +1040,7 @@ const main = async () => {
         pairedAddedCpuUs
       })),
       otel: otelRows !== undefined && otelRows.length > 0 ? otelRows : undefined,
+      instructions,
       memory,
       scale,
       sweep,
@@ -1032,6 +1132,47 @@ const main = async () => {
         }`
       )
     }
+  }
+  if (instructions !== undefined) {
+    log("")
+    log(
+      "Instructions per request under callgrind (user space, all threads): the median window, the mean; the median without the GC's and the JIT compilers' own functions (mutator), and those two, mean:"
+    )
+    log(table(
+      [
+        "route",
+        "server",
+        "instructions/req",
+        "mean",
+        "× own bare",
+        "added",
+        "added (means)",
+        "mutator",
+        "× own bare (mutator)",
+        "added (mutator)",
+        "GC",
+        "JIT",
+        "windows, min–max"
+      ],
+      instructions.map((r) => {
+        const bare = r.server.startsWith("bare-")
+        return [
+          r.route,
+          r.server,
+          r.median,
+          r.mean,
+          bare ? "1" : r.ratio.toFixed(3),
+          bare ? "" : `+${r.added}`,
+          bare ? "" : `+${r.addedMean}`,
+          r.mutator,
+          bare ? "1" : r.mutatorRatio.toFixed(3),
+          bare ? "" : `+${r.addedMutator}`,
+          r.gc,
+          r.compiler,
+          `${Math.min(...r.windows)}–${Math.max(...r.windows)}`
+        ]
+      })
+    ))
   }
   if (memory !== undefined) {
     log("")
