@@ -4,7 +4,7 @@
  * `digest`: that is asynchronous, and on Node 20 each call is a thread-pool job (~40 µs of CPU
  * for a token, against ~2 µs here), on a path that hashes a token on every request. Where the
  * runtime hands out Node's `crypto` module without an import (`process.getBuiltinModule`: Node
- * from 20.16, Bun, Deno), its one-shot `hash` does the same in a tenth of that.
+ * from 20.16, or another runtime that has both), its one-shot `hash` does the same in a tenth of that.
  */
 import { sha256 } from "@noble/hashes/sha2.js"
 import * as Encoding from "effect/Encoding"
@@ -89,7 +89,7 @@ const bytesOf = (text: string): Uint8Array => {
 }
 
 /** base64url(SHA-256(text)) with `@noble/hashes`: any runtime. */
-export const portableHash = (text: string): string => base64Url(sha256(bytesOf(text)))
+const portableHash = (text: string): string => base64Url(sha256(bytesOf(text)))
 
 // The one-shot `crypto.hash(algorithm, data, encoding)` (Node 20.12 and 21.7 on), reached without
 // importing `node:crypto`, which a web-standard runtime has no module for. It encodes the text as
