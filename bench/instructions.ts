@@ -1,8 +1,9 @@
 /**
  * The instructions section of `npm run bench`: the http section's servers run under Valgrind's
- * callgrind, which counts the instructions each request costs the server. A count does not
- * depend on what else the machine is doing, so it ranks two servers a few percent apart, which
- * the CPU column of the http section cannot on a shared host (see BENCHMARKS.md, "Method").
+ * callgrind, which counts the instructions each request costs the server. The work a request
+ * asks for counts the same whatever else the machine is doing (only when V8 collects and compiles
+ * moves with the load, and those are counted apart), so it ranks two servers a few percent apart,
+ * which the CPU column of the http section cannot on a shared host (see BENCHMARKS.md, "Method").
  *
  * Each server and route: the server starts under callgrind with counting off, is warmed up with
  * `warmup` requests (V8 has optimized the hot code by then), then counts `windows` windows of
@@ -215,8 +216,8 @@ export const measure = async (
 }
 
 /**
- * Counts every server of `specs` on each of its routes, `settings.parallel` at a time (counts do
- * not depend on the load, so measurements can share the machine).
+ * Counts every server of `specs` on each of its routes, `settings.parallel` at a time (the work
+ * counts the same on a shared machine; only the collector's timing moves).
  */
 export const runInstructions = async (
   specs: ReadonlyArray<ServerSpec>,

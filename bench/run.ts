@@ -27,7 +27,8 @@
  *
  * The instructions section (bench/instructions.ts) runs the same servers, but for the OpenTelemetry,
  * sealed and owned ones, under Valgrind's callgrind, and reports the instructions a request costs
- * each: a count the machine's load does not move, where the CPU column moves by tens of µs.
+ * each: its mutator's count (without the collector's and the compilers') barely moves with the
+ * machine's load, where the CPU column moves by tens of µs.
  *
  * Options:
  *   --duration S      seconds per measured run (default 10; --quick: 3)
@@ -936,7 +937,7 @@ const targetsOf = (
       })
     }
   }
-  // Issue 16's write targets again, in instructions: the same bars, on a count the load does not move.
+  // Issue 16's write targets again, in instructions: the same bars, on a count the load barely moves.
   const counted = (server: ServerName, route: Route) =>
     instructions?.find((r) => r.server === server && r.route === route)
   for (const [route, floor] of [["incr", 0.75], ["new", 0.72]] as const) {
