@@ -22,7 +22,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { promisify } from "node:util"
-import type { ReadyMessage } from "./shared.js"
+import { median, type ReadyMessage, requestsFor } from "./shared.js"
 
 const run = promisify(execFile)
 
@@ -72,12 +72,6 @@ export const unavailable = (): string | undefined =>
     ? undefined
     : "valgrind (with callgrind_control) is not installed: apt-get install -y valgrind"
 
-const median = (values: ReadonlyArray<number>): number => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const middle = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
-}
-
 /** Starts `spec` under callgrind, counting off; resolves with the process and its port. */
 const start = (command: ReadonlyArray<string>, out: string, track: (child: ChildProcess) => void) =>
   new Promise<{ readonly child: ChildProcess; readonly port: number }>((resolve, reject) => {
@@ -117,9 +111,7 @@ const load = async (
   amount: number,
   connections: number
 ) => {
-  const requests: Array<autocannon.Request> = cookies.length === 0
-    ? [{ method: "GET", path: `/${route}` }]
-    : cookies.map((cookie) => ({ method: "GET", path: `/${route}`, headers: { cookie } }))
+  const requests = requestsFor(route, cookies)
   const result = await autocannon({ url: `http://127.0.0.1:${port}`, connections, amount, requests, timeout: 120 })
   if (result.errors > 0 || result.non2xx > 0 || result.requests.total !== amount) {
     throw new Error(`${result.requests.total} of ${amount} requests, ${result.errors} errors, ${result.non2xx} non-2xx`)

@@ -9,7 +9,7 @@ import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { build, root } from "./build.js"
-import { argValue, type ReadyMessage } from "./shared.js"
+import { argValue, type ReadyMessage, requestsFor } from "./shared.js"
 
 const server = argValue("server", "effect-session")
 const route = argValue("route", "get")
@@ -50,9 +50,7 @@ const result = await autocannon({
   url: `http://127.0.0.1:${port}`,
   connections: 20,
   duration,
-  requests: route === "new"
-    ? [{ method: "GET", path: "/new" }]
-    : cookies.map((cookie) => ({ method: "GET", path: `/${route}`, headers: { cookie } }))
+  requests: requestsFor(route, cookies)
 })
 console.log(
   `${server} ${route}: ${

@@ -58,7 +58,7 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import * as os from "node:os"
 import { build } from "./build.js"
 import { type InstructionCount, runInstructions, unavailable as instructionsUnavailable } from "./instructions.js"
-import type { ReadyMessage } from "./shared.js"
+import { median, type ReadyMessage, requestsFor } from "./shared.js"
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -264,12 +264,7 @@ const load = async (
   cookies: ReadonlyArray<string>,
   duration: number
 ): Promise<Measurement> => {
-  // Each connection cycles through the pre-made session cookies, one prebuilt request per
-  // cookie (a `setupRequest` would rebuild every request and load the load generator instead);
-  // `new` sends no cookie.
-  const requests: Array<autocannon.Request> = route === "new" || cookies.length === 0
-    ? [{ method: "GET", path: `/${route}` }]
-    : cookies.map((cookie) => ({ method: "GET", path: `/${route}`, headers: { cookie } }))
+  const requests = requestsFor(route, cookies)
   const cpu = () => fetch(`http://127.0.0.1:${server.port}/__cpu`).then((r) => r.text()).then(Number)
   // The server flushes its batch of spans before counting, outside the CPU measurement.
   const spans = () =>
@@ -302,12 +297,6 @@ const load = async (
     p99Ms: result.latency.p99,
     requests: result.requests.total
   }
-}
-
-const median = (values: ReadonlyArray<number>): number => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const middle = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
 }
 
 const round = (value: number, digits = 2): number => Math.round(value * 10 ** digits) / 10 ** digits

@@ -42,3 +42,23 @@ export const cpuMicros = (): number => {
   const usage = process.cpuUsage()
   return usage.user + usage.system
 }
+
+/** The median of `values` (the mean of the middle two for an even count). */
+export const median = (values: ReadonlyArray<number>): number => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+}
+
+/**
+ * The load generator's requests for `route`: one prebuilt request per session cookie, which each
+ * connection cycles through (a `setupRequest` would rebuild every request and load the load
+ * generator instead); `new`, or no cookies, sends none.
+ */
+export const requestsFor = (
+  route: string,
+  cookies: ReadonlyArray<string>
+): Array<{ method: "GET"; path: string; headers?: Record<string, string> }> =>
+  route === "new" || cookies.length === 0
+    ? [{ method: "GET", path: `/${route}` }]
+    : cookies.map((cookie) => ({ method: "GET", path: `/${route}`, headers: { cookie } }))
