@@ -506,6 +506,7 @@ export const header = (options: HeaderOptions = {}): SessionTransport => {
   const scheme = requestHeader === "authorization" ? `${(options.scheme ?? "Bearer").toLowerCase()} ` : undefined
   const responseHeader = options.responseHeader ?? "X-Session-Token"
   const expiresHeader = "expiresHeader" in options ? options.expiresHeader : "X-Session-Expires"
+  const expiresText = httpDates()
   const keepOutOfSharedCaches = (response: HttpServerResponse.HttpServerResponse) =>
     restrictCaching(response, SHARED_CACHE_DIRECTIVES, HEADER_CACHE_ADD)
   return {
@@ -525,7 +526,7 @@ export const header = (options: HeaderOptions = {}): SessionTransport => {
         return keepOutOfSharedCaches(
           expiresHeader === undefined
             ? withToken
-            : HttpServerResponse.setHeader(withToken, expiresHeader, new Date(expiresAt).toUTCString())
+            : HttpServerResponse.setHeader(withToken, expiresHeader, expiresText(Math.floor(expiresAt / 1000)))
         )
       }),
     clear: (response) =>

@@ -164,6 +164,15 @@ describe("writing the session cookie", () => {
       }
     }))
 
+  it.effect("the header transport's expiry header is each write's own expiry, in the same second, the next and back", () =>
+    Effect.gen(function*() {
+      const transport = SessionTransport.header()
+      for (const expiresAt of [90_061_500, 90_061_900, 90_062_001, 90_061_001, 3_000_000_000_000]) {
+        const written = yield* transport.write(HttpServerResponse.empty(), token, { ...expiry, expiresAt })
+        expect(written.headers["x-session-expires"]).toBe(new Date(expiresAt).toUTCString())
+      }
+    }))
+
   it.effect("beside the app's own cookies, in its cookies or its Set-Cookie header; one of the session's name gives way", () =>
     Effect.gen(function*() {
       const transport = SessionTransport.cookieDefault
