@@ -116,10 +116,12 @@ interface Flow {
   readonly onError: ErrorHandler
 }
 
-/** A session opened for a request, and how to let go of its lock (undefined without one). */
-interface Opened {
-  readonly session: Session
-  readonly release: Effect.Effect<void> | undefined
+/**
+ * How a request lets go of its session's lock: set by `open` when it takes one. Kept beside the
+ * session rather than returned with it, so that a request without a lock takes no step to pair them.
+ */
+interface Held {
+  release: Effect.Effect<void> | undefined
 }
 
 /** The lock options, checked; `undefined` without a lock. */
@@ -177,33 +179,48 @@ const logFailure = (what: string, error: SessionError | SessionLockError): Effec
     : Effect.logError(`effect-session: could not ${what}`, error)
 
 /**
+ * `Effect.flatMap` on the transport's answer, which is usually known when `read` returns (an
+ * `Exit`, as `Effect.succeed` makes one): then `f` is applied at once, two steps fewer.
+ */
+const flatMapRead = <A, B, E, R>(
+  read: Effect.Effect<A>,
+  f: (a: A) => Effect.Effect<B, E, R>
+): Effect.Effect<B, E, R> => {
+  const known = Exit.isExit(read) ? read as Exit.Exit<A> : undefined
+  return known !== undefined && Exit.isSuccess(known) ? f(known.value) : Effect.flatMap(read, f)
+}
+
+/**
  * Read the token → load → (lock, then read again under the lock). Only a session that exists is
  * locked: a flood of made-up tokens costs a `find` each, never a lock. The lock is held in a
- * scope of its own inside the request's: released after the commit, or when the request's scope
- * closes, whatever happened. A failure is logged where it is answered (a `tapError` here would
- * cost every request a step).
+ * scope of its own inside the request's: released after the commit (through `held`), or when the
+ * request's scope closes, whatever happened. A failure is logged where it is answered (a
+ * `tapError` here would cost every request a step).
  */
 const open = (
   flow: Flow,
-  request: HttpServerRequest.HttpServerRequest
-): Effect.Effect<Opened, SessionError | SessionLockError, Scope.Scope> =>
-  Effect.flatMap(flow.transport.read(request), (token) =>
+  request: HttpServerRequest.HttpServerRequest,
+  held: Held
+): Effect.Effect<Session, SessionError | SessionLockError, Scope.Scope> => {
+  const settings = flow.lock
+  if (settings === undefined) return flatMapRead(flow.transport.read(request), flow.manager.load)
+  return flatMapRead(flow.transport.read(request), (token) =>
     Effect.flatMap(flow.manager.load(token), (session) => {
       const key = flow.manager.storeKey(session)
-      if (flow.lock === undefined || Option.isNone(key)) return Effect.succeed<Opened>({ session, release: undefined })
-      const { lock, timeout } = flow.lock
+      if (Option.isNone(key)) return Effect.succeed(session)
       return Effect.flatMap(Effect.scope, (requestScope) =>
         Effect.flatMap(Scope.fork(requestScope, ExecutionStrategy.sequential), (lockScope) => {
           const release = Scope.close(lockScope, Exit.void)
-          return Scope.extend(lock.acquire(key.value, { timeout }), lockScope).pipe(
+          held.release = release
+          return Scope.extend(settings.lock.acquire(key.value, { timeout: settings.timeout }), lockScope).pipe(
             Effect.zipRight(flow.manager.load(token)),
-            Effect.map((session) => ({ session, release })),
             Effect.tapError(() =>
               release
             )
           )
         }))
     }))
+}
 
 /** The error answer, decorated by the transport. */
 const answer = (
@@ -224,15 +241,18 @@ const commitThenTell = (
     onFailure: (error) => Effect.zipRight(logFailure("commit the session", error), answer(flow, error, request)),
     onSuccess: (outcome) => {
       switch (outcome._tag) {
+        // Decorated first: `decorate` and the token's headers are independent, and the write's
+        // answer is then the response itself (a `map` after it would cost every write two steps).
         case "Written": {
           const { committedAt, expiresAt, rememberMe, token } = outcome
-          return Effect.map(
-            flow.transport.write(response, token, { expiresAt, rememberMe, now: committedAt }),
-            flow.transport.decorate
-          )
+          return flow.transport.write(flow.transport.decorate(response), token, {
+            expiresAt,
+            rememberMe,
+            now: committedAt
+          })
         }
         case "Destroyed":
-          return Effect.map(flow.transport.clear(response), flow.transport.decorate)
+          return flow.transport.clear(flow.transport.decorate(response))
         default:
           return Effect.succeed(flow.transport.decorate(response))
       }
@@ -242,13 +262,14 @@ const commitThenTell = (
 /** Commits and tells (`commitThenTell`), and lets go of the lock either way when one is held. */
 const commitAndTell = (
   flow: Flow,
-  opened: Opened,
+  session: Session,
+  held: Held,
   request: HttpServerRequest.HttpServerRequest,
   response: HttpServerResponse.HttpServerResponse
 ): Effect.Effect<HttpServerResponse.HttpServerResponse> =>
-  opened.release === undefined
-    ? commitThenTell(flow, opened.session, request, response)
-    : Effect.ensuring(commitThenTell(flow, opened.session, request, response), opened.release)
+  held.release === undefined
+    ? commitThenTell(flow, session, request, response)
+    : Effect.ensuring(commitThenTell(flow, session, request, response), held.release)
 
 /**
  * The whole flow around an app (HttpApp, HttpLayerRouter): commit after it answers, or before
@@ -264,14 +285,17 @@ const wrap = <E, R, I>(
     const context = fiber.currentContext
     const flow = flowOf(context)
     const request = Context.unsafeGet(context, HttpServerRequest.HttpServerRequest)
-    return Effect.matchEffect(open(flow, request), {
+    const held: Held = { release: undefined }
+    return Effect.matchEffect(open(flow, request, held), {
       onFailure: (error) => Effect.zipRight(logFailure("open the session", error), answer(flow, error, request)),
-      onSuccess: (opened) =>
-        runWith(context, tag, opened.session, app, {
-          onSuccess: (response) => commitAndTell(flow, opened, request, response),
+      onSuccess: (session) =>
+        runWith(context, tag, session, app, {
+          onSuccess: (response) => commitAndTell(flow, session, held, request, response),
           onFailure: (cause) =>
             Effect.zipRight(
-              HttpApp.appendPreResponseHandler((request, response) => commitAndTell(flow, opened, request, response)),
+              HttpApp.appendPreResponseHandler((request, response) =>
+                commitAndTell(flow, session, held, request, response)
+              ),
               Effect.failCause(cause)
             )
         })
@@ -562,8 +586,9 @@ export const layerApiFor: ApiLayerConstructor =
             })
           }
         }
-        const middleware = Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
-          Effect.matchEffect(open(flow, request), {
+        const middleware = Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+          const held: Held = { release: undefined }
+          return Effect.matchEffect(open(flow, request, held), {
             onFailure: (error) => {
               const refused: Effect.Effect<never, SessionUnavailable | SessionBusy> = error._tag !== "SessionLockError"
                 ? Effect.fail(new SessionUnavailable())
@@ -573,19 +598,24 @@ export const layerApiFor: ApiLayerConstructor =
                   )).pipe(Effect.zipRight(Effect.fail(new SessionBusy())))
               return Effect.zipRight(logFailure("open the session", error), refused)
             },
-            onSuccess: (opened) =>
+            onSuccess: (session) =>
               Effect.as(
                 HttpApp.appendPreResponseHandler((request, response) =>
-                  commitAndTell(flow, opened, request, response)
+                  commitAndTell(flow, session, held, request, response)
                 ),
-                opened.session
+                session
               )
-          }))
+          })
+        })
         // The transport reads the token itself (and refuses a repeated cookie): the decoded credential is not used.
         const handlers: Record<
           string,
           () => HttpApiMiddleware.HttpApiMiddleware<Session, SessionUnavailable | SessionBusy>
-        > = Object.fromEntries(Object.keys(tag.security).map((name) => [name, () => middleware]))
+        > = Object.fromEntries(
+          Object.keys(tag.security).map((name) => [name, () =>
+            middleware]
+          )
+        )
         return handlers as HttpApiMiddleware.HttpApiMiddlewareSecurity<
           Security,
           Session,

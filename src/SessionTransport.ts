@@ -25,7 +25,7 @@ import type { SessionConfigError } from "./SessionConfigError.js"
 
 /**
  * A transport. `read` runs before the handler; `write` and `clear` run after the handler and
- * after the commit, on the response about to be sent.
+ * after the commit, on the response about to be sent, once `decorate` has been applied to it.
  *
  * @since 0.1.0
  * @category models
