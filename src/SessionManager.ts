@@ -339,12 +339,14 @@ const makeWith = (
 
   /**
    * Writes the session: an update of the key it was loaded under, or a new token's create (of a
-   * session renewed away from `renewedFrom`, or of a new one).
+   * session renewed away from `renewedFrom`, or of a new one). Its outcome goes through `finish`
+   * (the commit's `committed`) as it is made.
    */
   const write = (
     state: InternalSession.SessionState,
     now: number,
     count: Telemetry.Traced["count"],
+    finish: (outcome: CommitOutcome) => CommitOutcome,
     renewedFrom?: string
   ): Effect.Effect<CommitOutcome, SessionError> => {
     const encoded = InternalManager.encode(options, state, now)
@@ -355,17 +357,17 @@ const makeWith = (
     const updating = state.storeKey !== undefined
     const key = state.storeKey ?? storeKeyOf(token)
     const expiresAt = expiryOf(state, now)
-    const stored = Effect.map(
-      store.commit(key, encoded.right, expiresAt, updating ? "update" : "create"),
-      (result) => {
-        if (result === "gone") return gone(state)
-        state.storeKey = key
-        state.touch = false
-        if (!updating) createdAs(key, renewedFrom, state, now, count)
-        return written(token, expiresAt, state, now)
-      }
-    )
-    return updating || owner === undefined ? stored : storeLinked(state, owner, key, stored)
+    const committed = store.commit(key, encoded.right, expiresAt, updating ? "update" : "create")
+    const outcomeOf = (result: "written" | "gone"): CommitOutcome => {
+      if (result === "gone") return gone(state)
+      state.storeKey = key
+      state.touch = false
+      if (!updating) createdAs(key, renewedFrom, state, now, count)
+      return written(token, expiresAt, state, now)
+    }
+    return updating || owner === undefined
+      ? Effect.map(committed, (result) => finish(outcomeOf(result)))
+      : Effect.map(storeLinked(state, owner, key, Effect.map(committed, outcomeOf)), finish)
   }
 
   /**
@@ -492,12 +494,18 @@ const makeWith = (
       }))
 
   /** An idle refresh: moves the store's expiry only, never rewriting the data this request loaded. */
-  const refresh = (state: InternalSession.SessionState, key: string, token: string, now: number) => {
+  const refresh = (
+    state: InternalSession.SessionState,
+    key: string,
+    token: string,
+    now: number,
+    finish: (outcome: CommitOutcome) => CommitOutcome
+  ) => {
     const expiresAt = expiryOf(state, now)
     return Effect.map(store.touch(key, expiresAt), (result) => {
-      if (result === "gone") return gone(state)
+      if (result === "gone") return finish(gone(state))
       state.touch = false
-      return written(token, expiresAt, state, now)
+      return finish(written(token, expiresAt, state, now))
     })
   }
 
@@ -526,7 +534,8 @@ const makeWith = (
     unlink: (owner, key) => store.owners === undefined ? Effect.void : store.owners.unlink(owner.id, owner.handle, key),
     ownerSessions: listOwned,
     revoke,
-    storeNew: (state, from) => Telemetry.counted((now, count) => Effect.asVoid(write(state, now, count, from))),
+    storeNew: (state, from) =>
+      Telemetry.counted((now, count) => Effect.asVoid(write(state, now, count, (outcome) => outcome, from))),
     destroyed,
     ownerChanged,
     takeValues: (token) => {
@@ -575,13 +584,13 @@ const makeWith = (
       const state = InternalSession.stateOf(session)
       switch (state.status) {
         case "Destroyed":
-          return committed(CommitOutcome.Destroyed(), false)
+          return Effect.succeed(committed(CommitOutcome.Destroyed(), false))
         case "Modified":
-          return Effect.flatMap(write(state, now, count), (outcome) => committed(outcome, false))
+          return write(state, now, count, (outcome) => committed(outcome, false))
       }
       return state.touch && state.storeKey !== undefined && state.token !== undefined
-        ? Effect.flatMap(refresh(state, state.storeKey, state.token, now), (outcome) => committed(outcome, true))
-        : committed(CommitOutcome.Unchanged(), false)
+        ? refresh(state, state.storeKey, state.token, now, (outcome) => committed(outcome, true))
+        : Effect.succeed(committed(CommitOutcome.Unchanged(), false))
     })
 
   const storeKey: SessionManager["storeKey"] = (session) =>

@@ -158,7 +158,8 @@ const makeWith = (
   const write = (
     state: InternalSession.SessionState,
     now: number,
-    count: Telemetry.Traced["count"]
+    count: Telemetry.Traced["count"],
+    finish: (outcome: SessionManager.CommitOutcome) => SessionManager.CommitOutcome
   ): Effect.Effect<SessionManager.CommitOutcome, SessionManager.SessionError> => {
     const encoded = InternalManager.encode(options, state, now)
     if (Either.isLeft(encoded)) return Effect.fail(encoded.left)
@@ -179,12 +180,12 @@ const makeWith = (
       state.storeKey = id
       state.touch = false
       if (created) lifecycle.created(id, undefined, state, now, count)
-      return SessionManager.CommitOutcome.Written({
+      return finish(SessionManager.CommitOutcome.Written({
         token: Redacted.make(sealed),
         expiresAt,
         rememberMe: state.rememberMe,
         committedAt: now
-      })
+      }))
     })
   }
 
@@ -260,13 +261,15 @@ const makeWith = (
   const commit: SessionManager.SessionManager["commit"] = (session) =>
     InternalManager.tracedCommit((now, committed, count) => {
       const state = InternalSession.stateOf(session)
-      if (state.status === "Destroyed") return committed(SessionManager.CommitOutcome.Destroyed(), false)
+      if (state.status === "Destroyed") {
+        return Effect.succeed(committed(SessionManager.CommitOutcome.Destroyed(), false))
+      }
       // Changed, or due for a reseal (half of the idle window passed, or sealed with an older secret).
       if (state.status === "Modified" || state.touch) {
         const refreshed = state.status !== "Modified"
-        return Effect.flatMap(write(state, now, count), (outcome) => committed(outcome, refreshed))
+        return write(state, now, count, (outcome) => committed(outcome, refreshed))
       }
-      return committed(SessionManager.CommitOutcome.Unchanged(), false)
+      return Effect.succeed(committed(SessionManager.CommitOutcome.Unchanged(), false))
     })
 
   return {

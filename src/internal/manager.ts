@@ -72,13 +72,14 @@ export const tracedLoad = <E>(
 
 /**
  * `session.commit`: `body` is handed the time, `committed`, which records the outcome
- * (`refreshed` for a write that only moved the expiry) on the span and its counter and succeeds
- * with it, and the span's `count` for the other counters a write feeds (`lifecycle.created`).
+ * (`refreshed` for a write that only moved the expiry) on the span and its counter and returns
+ * it (a write calls it as it maps the store's answer: no step of its own), and the span's
+ * `count` for the other counters a write feeds (`lifecycle.created`).
  */
 export const tracedCommit = (
   body: (
     now: number,
-    committed: (outcome: CommitOutcome, refreshed: boolean) => Effect.Effect<CommitOutcome>,
+    committed: (outcome: CommitOutcome, refreshed: boolean) => CommitOutcome,
     count: Telemetry.Traced["count"]
   ) => Effect.Effect<CommitOutcome, SessionError>
 ): Effect.Effect<CommitOutcome, SessionError> =>
@@ -87,7 +88,7 @@ export const tracedCommit = (
       const label: CommitLabel = refreshed && outcome._tag === "Written" ? "refreshed" : labelOf[outcome._tag]
       annotate(Telemetry.Attribute.outcome, label)
       count(committedBy[label], 1)
-      return Effect.succeed(outcome)
+      return outcome
     }, count))
 
 /** An owner as events name it: its id and handle, never its label. */
