@@ -2,9 +2,11 @@ import { describe, expect, it } from "@effect/vitest"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as TestClock from "effect/TestClock"
 import * as SessionManager from "../src/SessionManager.js"
+import * as SessionMetrics from "../src/SessionMetrics.js"
 import { SessionStore, SessionStoreError } from "../src/SessionStore.js"
 import * as MemoryStore from "../src/SessionStore/Memory.js"
 import { START, storeConformance } from "../src/testing/StoreConformance.js"
@@ -171,6 +173,36 @@ describe("MemoryStore", () => {
       yield* TestClock.adjust("1 minute")
       expect(yield* store.commit("new2", "n", START + 120_000, "create")).toBe("written")
       expect(yield* store.size).toBe(1)
+    }))
+
+  it.scoped("every call feeds the store metrics, answered at once or after a sweep", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const store = yield* MemoryStore.make({ cleanupInterval: 0, maxEntries: 1 })
+      const memory = <Type, In, Out>(metric: Metric.Metric<Type, In, Out>, operation: string) =>
+        metric.pipe(Metric.tagged("store", "memory"), Metric.tagged("operation", operation))
+      const readings = Effect.all({
+        finds: Effect.map(Metric.value(memory(SessionMetrics.storeDuration, "find")), (state) => state.count),
+        commits: Effect.map(Metric.value(memory(SessionMetrics.storeDuration, "commit")), (state) => state.count),
+        refused: Effect.map(
+          Metric.value(memory(SessionMetrics.storeErrors, "commit").pipe(Metric.tagged("reason", "Unavailable"))),
+          (state) => state.count
+        )
+      })
+      const before = yield* readings
+      expect(yield* store.commit("a", "a", START + 1000, "create")).toBe("written")
+      expect(Option.isSome(yield* store.find("a"))).toBe(true)
+      // Full of a live entry: the create is refused without a sweep.
+      expect((yield* Effect.flip(store.commit("b", "b", START + 1000, "create"))).reason).toBe("Unavailable")
+      // Full of an expired one: swept first, then written.
+      yield* TestClock.adjust("1 second")
+      expect(yield* store.commit("b", "b", START + 60_000, "create")).toBe("written")
+      const after = yield* readings
+      expect({
+        finds: after.finds - before.finds,
+        commits: after.commits - before.commits,
+        refused: after.refused - before.refused
+      }).toEqual({ finds: 1, commits: 3, refused: 1 })
     }))
 
   it.scoped("concurrent creates against a full store never exceed the cap", () =>

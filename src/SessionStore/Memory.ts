@@ -345,48 +345,49 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, SessionC
         })
       )
 
-    const store: MemoryStore = {
-      // `clockWith` + `unsafeCurrentTimeMillis`: the Clock service's time in one step (hot path).
-      find: (key) =>
-        Effect.clockWith((clock) => {
-          const shard = shardOf(key)
-          const slot = shard.live(key, clock.unsafeCurrentTimeMillis())
-          return Effect.succeed(slot < 0 ? Option.none() : Option.some(shard.entry(slot)))
-        }),
-      commit: (key, data, expiresAt, mode) =>
-        Effect.clockWith((clock) => {
-          const shard = shardOf(key)
-          if (mode === "update") {
-            const slot = shard.live(key, clock.unsafeCurrentTimeMillis())
-            if (slot < 0) return Effect.succeed("gone" as const)
-            shard.write(slot, data, expiresAt)
-          } else if (!shard.slots.has(key) && count() >= maxEntries) {
-            return createWhenFull(key, data, expiresAt)
-          } else {
-            held(shard.set(key, data, expiresAt))
-          }
-          noteExpiry(expiresAt)
-          return Effect.succeed("written" as const)
-        }),
-      take: (key) =>
-        Effect.clockWith((clock) => {
-          const shard = shardOf(key)
-          const slot = shard.live(key, clock.unsafeCurrentTimeMillis())
-          if (slot < 0) return Effect.succeed(Option.none())
-          const entry = shard.entry(slot)
-          shard.remove(slot)
-          held(-1)
-          return Effect.succeed(Option.some(entry))
-        }),
-      touch: (key, expiresAt) =>
-        Effect.clockWith((clock) => {
-          const shard = shardOf(key)
-          const slot = shard.live(key, clock.unsafeCurrentTimeMillis())
+    // The calls that do their work at once on the `Clock`'s time: the store's `find`, `commit`,
+    // `take` and `touch`, each timed in the step that reads the time (`Telemetry.instrumentStore`).
+    const immediate: Telemetry.Immediate = {
+      find: (now, key) => {
+        const shard = shardOf(key)
+        const slot = shard.live(key, now)
+        return Effect.succeed(slot < 0 ? Option.none() : Option.some(shard.entry(slot)))
+      },
+      commit: (now, key, data, expiresAt, mode) => {
+        const shard = shardOf(key)
+        if (mode === "update") {
+          const slot = shard.live(key, now)
           if (slot < 0) return Effect.succeed("gone" as const)
-          shard.expiries[slot] = expiresAt
-          noteExpiry(expiresAt)
-          return Effect.succeed("written" as const)
-        }),
+          shard.write(slot, data, expiresAt)
+        } else if (!shard.slots.has(key) && count() >= maxEntries) {
+          return createWhenFull(key, data, expiresAt)
+        } else {
+          held(shard.set(key, data, expiresAt))
+        }
+        noteExpiry(expiresAt)
+        return Effect.succeed("written" as const)
+      },
+      take: (now, key) => {
+        const shard = shardOf(key)
+        const slot = shard.live(key, now)
+        if (slot < 0) return Effect.succeed(Option.none())
+        const entry = shard.entry(slot)
+        shard.remove(slot)
+        held(-1)
+        return Effect.succeed(Option.some(entry))
+      },
+      touch: (now, key, expiresAt) => {
+        const shard = shardOf(key)
+        const slot = shard.live(key, now)
+        if (slot < 0) return Effect.succeed("gone" as const)
+        shard.expiries[slot] = expiresAt
+        noteExpiry(expiresAt)
+        return Effect.succeed("written" as const)
+      }
+    }
+
+    const store: MemoryStore = {
+      ...Telemetry.onClock(immediate),
       delete: (key) =>
         Effect.sync(() => {
           const shard = shardOf(key)
@@ -405,7 +406,7 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, SessionC
       size: Effect.sync(count),
       sweep
     }
-    return Telemetry.instrumentStore("memory", store)
+    return Telemetry.instrumentStore("memory", store, immediate)
   })
 
 /**

@@ -104,6 +104,28 @@ const underSpan = <A, E, R>(
 const quiet = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.withTracerEnabled(effect, false)
 
+/** Records a timed call: its exit, the seconds it took, the metric labels in scope, its span's `annotate`. */
+type OnExit<A, E> = (
+  exit: Exit.Exit<A, E>,
+  seconds: number,
+  labels: ReadonlyArray<MetricLabel.MetricLabel>,
+  annotate: Annotate
+) => void
+
+/** Starts timing in `fiber`: `end` hands `onExit` the exit, the seconds since, and the labels. */
+const stopwatch = <A, E>(fiber: Fiber.RuntimeFiber<unknown, unknown>, onExit: OnExit<A, E>) => {
+  const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+  const labels = fiber.getFiberRef(FiberRef.currentMetricLabels)
+  const start = clock.unsafeCurrentTimeNanos()
+  return {
+    clock,
+    end: (exit: Exit.Exit<A, E>, annotate: Annotate): Exit.Exit<A, E> => {
+      onExit(exit, Number(clock.unsafeCurrentTimeNanos() - start) / 1e9, labels, annotate)
+      return exit
+    }
+  }
+}
+
 /**
  * Runs `effect` timed by the `Clock`, under a span named `name` (the parent of everything it
  * runs) when a tracer is installed. `onExit` gets the outcome, the seconds it took, the metric
@@ -117,21 +139,10 @@ const timed = <A, E, R>(
   options: Tracer.SpanOptions,
   effect: Effect.Effect<A, E, R>,
   interrupted: "record" | "skip",
-  onExit: (
-    exit: Exit.Exit<A, E>,
-    seconds: number,
-    labels: ReadonlyArray<MetricLabel.MetricLabel>,
-    annotate: Annotate
-  ) => void
+  onExit: OnExit<A, E>
 ): Effect.Effect<A, E, R> =>
   Effect.withFiberRuntime((fiber) => {
-    const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
-    const labels = fiber.getFiberRef(FiberRef.currentMetricLabels)
-    const start = clock.unsafeCurrentTimeNanos()
-    const end = (exit: Exit.Exit<A, E>, annotate: Annotate): Exit.Exit<A, E> => {
-      onExit(exit, Number(clock.unsafeCurrentTimeNanos() - start) / 1e9, labels, annotate)
-      return exit
-    }
+    const { end } = stopwatch(fiber, onExit)
     // Below a recorded span, tracing is off (see `quiet`); with no tracer there is nothing to turn off.
     return underSpan(fiber, name, options, (annotate, spanned) => {
       const run = spanned ? quiet(effect) : effect
@@ -144,6 +155,31 @@ const timed = <A, E, R>(
           onFailure: (cause) => end(Exit.failCause(cause), annotate),
           onSuccess: (value) => end(Exit.succeed(value), annotate)
         })
+    })
+  })
+
+/**
+ * `timed` ("skip") for a call that does its work at once on the `Clock`'s time, which `body` is
+ * handed. With no tracer installed, `body` runs in the step that starts the timing, and an answer
+ * already known (`Effect.succeed`) is recorded there too: two steps, where `timed` around
+ * `Effect.clockWith` takes five. An answer still to run (a store that must sweep first) is timed
+ * as `timed` does. `body` must not throw (a throw would fail the call as a defect, unrecorded).
+ */
+const timedAtNow = <A, E, R>(
+  name: string,
+  options: Tracer.SpanOptions,
+  body: (now: number) => Effect.Effect<A, E, R>,
+  onExit: OnExit<A, E>
+): Effect.Effect<A, E, R> =>
+  Effect.withFiberRuntime((fiber) => {
+    if (fiber.currentTracer !== nativeTracer) {
+      return timed(name, options, Effect.clockWith((clock) => body(clock.unsafeCurrentTimeMillis())), "skip", onExit)
+    }
+    const { clock, end } = stopwatch(fiber, onExit)
+    const answer = body(clock.unsafeCurrentTimeMillis())
+    return Exit.isExit(answer) ? end(answer as Exit.Exit<A, E>, ignore) : Effect.matchCauseEffect(answer, {
+      onFailure: (cause) => end(Exit.failCause(cause), ignore),
+      onSuccess: (value) => end(Exit.succeed(value), ignore)
     })
   })
 
@@ -215,33 +251,65 @@ const Instrumented = Symbol.for("effect-session/InstrumentedStore")
 /** Whether `store` was wrapped by `instrumentStore` (every built-in backend's is). */
 export const isInstrumented = (store: SessionStore): boolean => Instrumented in store
 
+/** A call of `F` that is handed the `Clock`'s time first and does its work at once. */
+export type AtNow<F> = F extends (...args: infer Args) => infer R ? (now: number, ...args: Args) => R : never
+
+/**
+ * The calls of a store that does its work at once, on the `Clock`'s time (the memory store):
+ * `onClock` makes them the store's calls, and `instrumentStore` times them in the step that
+ * reads the time.
+ */
+export interface Immediate {
+  readonly find: AtNow<SessionStore["find"]>
+  readonly commit: AtNow<SessionStore["commit"]>
+  readonly take: AtNow<SessionStore["take"]>
+  readonly touch: AtNow<SessionStore["touch"]>
+}
+
+/** `immediate`'s calls as a store's: each reads the `Clock` (one step) and runs. */
+export const onClock = (immediate: Immediate): Pick<SessionStore, keyof Immediate> => {
+  const reading =
+    <Args extends ReadonlyArray<unknown>, A, E>(call: (now: number, ...args: Args) => Effect.Effect<A, E>) =>
+    (...args: Args): Effect.Effect<A, E> => Effect.clockWith((clock) => call(clock.unsafeCurrentTimeMillis(), ...args))
+  return {
+    find: reading(immediate.find),
+    commit: reading(immediate.commit),
+    take: reading(immediate.take),
+    touch: reading(immediate.touch)
+  }
+}
+
 /**
  * Wraps `store` so that each call feeds `storeDuration` and `storeErrors`, and runs under a
  * `session.store.<operation>` client span carrying the store's `db.system.name` and the call's
- * outcome when a tracer is installed. Extra members of a backend's own service are kept as they are.
+ * outcome when a tracer is installed. Extra members of a backend's own service are kept as they
+ * are. A store whose calls do their work at once gives them as `immediate` too (see `timedAtNow`).
  */
-export const instrumentStore = <S extends SessionStore>(system: string, store: S): S => {
+export const instrumentStore = <S extends SessionStore>(system: string, store: S, immediate?: Immediate): S => {
   const call = <A, Args extends ReadonlyArray<unknown>, R>(
     operation: Operation,
     run: (...args: Args) => Effect.Effect<A, SessionStoreError, R>,
-    outcomeOf?: (a: A) => string
+    outcomeOf?: (a: A) => string,
+    atNow?: (now: number, ...args: Args) => Effect.Effect<A, SessionStoreError, R>
   ): (...args: Args) => Effect.Effect<A, SessionStoreError, R> => {
     const name = `session.store.${operation}`
     const options = spanOptions("client", { "db.system.name": system, "db.operation.name": operation })
     const duration = tagged(SessionMetrics.storeDuration, { store: system, operation })
-    return (...args) =>
-      // An interrupted call is not a store's failure: it records nothing.
-      timed(name, options, run(...args), "skip", (exit, seconds, labels, annotate) => {
-        if (Exit.isSuccess(exit)) {
-          if (outcomeOf !== undefined) annotate(Attribute.storeOutcome, outcomeOf(exit.value))
-          return duration.unsafeUpdate(seconds, labels)
-        }
-        const reason = reasonOf(exit.cause)
-        if (reason === undefined) return
-        annotate(Attribute.errorType, reason)
-        duration.unsafeUpdate(seconds, labels)
-        tagged(SessionMetrics.storeErrors, { store: system, operation, reason }).unsafeUpdate(1, labels)
-      })
+    // An interrupted call is not a store's failure: it records nothing.
+    const record: OnExit<A, SessionStoreError> = (exit, seconds, labels, annotate) => {
+      if (Exit.isSuccess(exit)) {
+        if (outcomeOf !== undefined) annotate(Attribute.storeOutcome, outcomeOf(exit.value))
+        return duration.unsafeUpdate(seconds, labels)
+      }
+      const reason = reasonOf(exit.cause)
+      if (reason === undefined) return
+      annotate(Attribute.errorType, reason)
+      duration.unsafeUpdate(seconds, labels)
+      tagged(SessionMetrics.storeErrors, { store: system, operation, reason }).unsafeUpdate(1, labels)
+    }
+    return atNow === undefined
+      ? (...args) => timed(name, options, run(...args), "skip", record)
+      : (...args) => timedAtNow(name, options, (now) => atNow(now, ...args), record)
   }
   const foundOrMissing = (found: Option.Option<unknown>) => Option.isSome(found) ? "found" : "missing"
   const owners = store.owners
@@ -254,10 +322,10 @@ export const instrumentStore = <S extends SessionStore>(system: string, store: S
   const all = store.all
   return {
     ...store,
-    find: call("find", store.find, foundOrMissing),
-    commit: call("commit", store.commit, (result) => result),
-    take: call("take", store.take, foundOrMissing),
-    touch: call("touch", store.touch, (result) => result),
+    find: call("find", store.find, foundOrMissing, immediate?.find),
+    commit: call("commit", store.commit, (result) => result, immediate?.commit),
+    take: call("take", store.take, foundOrMissing, immediate?.take),
+    touch: call("touch", store.touch, (result) => result, immediate?.touch),
     delete: call("delete", store.delete),
     all: all === undefined ? undefined : Stream.withSpan(all, "session.store.all", {
       ...spanOptions("client", { "db.system.name": system, "db.operation.name": "all" })
