@@ -357,7 +357,7 @@ const makeWith = (
     const updating = state.storeKey !== undefined
     const key = state.storeKey ?? storeKeyOf(token)
     const expiresAt = expiryOf(state, now)
-    const committed = store.commit(key, encoded.right, expiresAt, updating ? "update" : "create")
+    const stored = store.commit(key, encoded.right, expiresAt, updating ? "update" : "create")
     const outcomeOf = (result: "written" | "gone"): CommitOutcome => {
       if (result === "gone") return gone(state)
       state.storeKey = key
@@ -366,8 +366,8 @@ const makeWith = (
       return written(token, expiresAt, state, now)
     }
     return updating || owner === undefined
-      ? Effect.map(committed, (result) => finish(outcomeOf(result)))
-      : Effect.map(storeLinked(state, owner, key, Effect.map(committed, outcomeOf)), finish)
+      ? Effect.map(stored, (result) => finish(outcomeOf(result)))
+      : Effect.map(storeLinked(state, owner, key, Effect.map(stored, outcomeOf)), finish)
   }
 
   /**
