@@ -620,18 +620,35 @@ const runScale = async (): Promise<ScaleResult> => {
 interface SweepResult {
   readonly sessions: number
   readonly deleted: number
+  /** The sessions still held after the sweep: the ones that stay. */
+  readonly kept: number
   readonly sweepMs: number
   readonly maxStallMs: number
   readonly maxStallCpuMs: number
   readonly eventLoopDelayMaxMs: number
   readonly eventLoopDelayP99Ms: number
+  /** The garbage collections inside the sweep's window, and those that overlapped its longest stall. */
+  readonly collections: ReadonlyArray<string>
+  readonly collectionsInLongestStall: ReadonlyArray<string>
 }
 
+const collectionsText = (sweep: SweepResult): string =>
+  sweep.collectionsInLongestStall.length > 0
+    ? `, in it a collection: ${sweep.collectionsInLongestStall.join(", ")}`
+    : ", no collection in it"
+
 const runSweep = async (): Promise<SweepResult> => {
-  log(`sweep: expiring ${settings.scaleLarge} sessions in the memory store`)
-  const result = await runScript("sweep.ts", ["--sessions", String(settings.scaleLarge)]) as SweepResult
+  const live = Math.round(settings.scaleLarge / 100)
+  log(`sweep: expiring ${settings.scaleLarge} sessions among ${live} that stay, in the memory store`)
+  const result = await runScript(
+    "sweep.ts",
+    ["--sessions", String(settings.scaleLarge), "--live", String(live)],
+    ["--expose-gc"]
+  ) as SweepResult
   log(
-    `  ${result.deleted} deleted in ${result.sweepMs} ms, longest event-loop stall ${result.maxStallMs} ms (${result.maxStallCpuMs} ms CPU)`
+    `  ${result.deleted} deleted in ${result.sweepMs} ms, longest event-loop stall ${result.maxStallMs} ms (${result.maxStallCpuMs} ms CPU)${
+      collectionsText(result)
+    }`
   )
   return result
 }
@@ -1181,7 +1198,11 @@ const main = async () => {
   if (sweep !== undefined) {
     log("")
     log(
-      `sweep of ${sweep.deleted} expired sessions: ${sweep.sweepMs} ms in all, longest stall ${sweep.maxStallMs} ms wall / ${sweep.maxStallCpuMs} ms CPU (monitorEventLoopDelay max ${sweep.eventLoopDelayMaxMs} ms)`
+      `sweep of ${sweep.deleted} expired sessions: ${sweep.sweepMs} ms in all, longest stall ${sweep.maxStallMs} ms wall / ${sweep.maxStallCpuMs} ms CPU${
+        collectionsText(sweep)
+      } (monitorEventLoopDelay max ${sweep.eventLoopDelayMaxMs} ms; collections in the sweep: ${
+        sweep.collections.length === 0 ? "none" : sweep.collections.join(", ")
+      })`
     )
   }
   if (stores !== undefined) {
