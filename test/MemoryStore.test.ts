@@ -1,9 +1,12 @@
 import { describe, expect, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import * as Runtime from "effect/Runtime"
+import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import * as SessionManager from "../src/SessionManager.js"
 import * as SessionMetrics from "../src/SessionMetrics.js"
@@ -67,6 +70,85 @@ describe("MemoryStore", () => {
       sweeping = false
       expect(deleted).toBe(20_000)
       expect(turns).toBeGreaterThanOrEqual(10)
+    }))
+
+  it.scoped("a sweep after a flood keeps every live session as it is, with writes between its steps", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const store = yield* MemoryStore.make({ cleanupInterval: 0, sweepBatchSize: 50 })
+      // Keys are spread over the store by their first characters. Where the flood's keys land,
+      // most entries expire (a shard compacted at once); the zz keys' few shards keep most of
+      // theirs (their expired entries removed one by one).
+      for (let i = 0; i < 6000; i++) yield* store.commit(`${i}flood`, `f${i}`, START + 1000, "create")
+      for (let i = 0; i < 600; i++) yield* store.commit(`${i}live`, `l${i}`, START + 60_000 + i, "create")
+      for (let i = 0; i < 300; i++) yield* store.commit(`zz${i}`, `z${i}`, START + 60_000, "create")
+      for (let i = 0; i < 20; i++) yield* store.commit(`zz${i}-gone`, "x", START + 1000, "create")
+      yield* TestClock.adjust("1 second")
+      // Between the sweep's steps (each a turn of the event loop), requests go on.
+      const run = Runtime.runSync(yield* Effect.runtime<never>())
+      let turns = 0
+      let sweeping = true
+      const between = (): void => {
+        if (!sweeping) return
+        turns++
+        if (turns === 3) {
+          run(store.commit("late", "new", START + 60_000, "create"))
+          run(store.commit("7live", "l7 updated", START + 90_000, "update"))
+          run(store.commit("5999flood", "again", START + 60_000, "create"))
+          run(store.delete("8live"))
+          run(store.touch("zz1", START + 120_000))
+        }
+        setImmediate(between)
+      }
+      setImmediate(between)
+      const deleted = yield* store.sweep
+      sweeping = false
+      expect(turns).toBeGreaterThan(3)
+      expect(deleted).toBe(5999 + 20)
+      expect(yield* store.size).toBe(600 + 300 + 1)
+      for (let i = 0; i < 600; i++) {
+        const expected = i === 7
+          ? Option.some({ data: "l7 updated", expiresAt: START + 90_000 })
+          : i === 8
+          ? Option.none()
+          : Option.some({ data: `l${i}`, expiresAt: START + 60_000 + i })
+        expect(yield* store.find(`${i}live`)).toEqual(expected)
+      }
+      for (let i = 0; i < 300; i++) {
+        expect(yield* store.find(`zz${i}`)).toEqual(
+          Option.some({ data: `z${i}`, expiresAt: START + (i === 1 ? 120_000 : 60_000) })
+        )
+      }
+      expect(yield* store.find("late")).toEqual(Option.some({ data: "new", expiresAt: START + 60_000 }))
+      expect(yield* store.find("5999flood")).toEqual(Option.some({ data: "again", expiresAt: START + 60_000 }))
+      expect(yield* store.find("0flood")).toEqual(Option.none())
+      expect(yield* store.find("zz3-gone")).toEqual(Option.none())
+      // The store goes on as before: new keys, and a later sweep of what expires next.
+      for (let i = 0; i < 100; i++) yield* store.commit(`next${i}`, `n${i}`, START + 2000, "create")
+      yield* TestClock.adjust("1 second")
+      expect(yield* store.sweep).toBe(100)
+      expect(yield* store.find("599live")).toEqual(Option.some({ data: "l599", expiresAt: START + 60_599 }))
+      expect(yield* store.size).toBe(901)
+    }))
+
+  it.scoped("all reads each session as it is when its turn comes, across a sweep that compacts", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const store = yield* MemoryStore.make({ cleanupInterval: 0 })
+      for (let i = 0; i < 20_000; i++) {
+        yield* store.commit(`key${i}`, `data${i}`, i % 4 === 0 ? START + 60_000 : START + 1000, "create")
+      }
+      yield* TestClock.adjust("1 second")
+      const pull = yield* Stream.toPull(store.all)
+      // The stream reads in chunks: the first is read before the sweep, the rest after it.
+      const first = yield* pull
+      expect(Chunk.size(first)).toBeLessThan(5000)
+      expect(yield* store.sweep).toBe(15_000)
+      const rest = yield* Stream.runCollect(Stream.fromPull(Effect.succeed(pull)))
+      const read = [...first, ...rest]
+      expect(read).toHaveLength(5000)
+      for (const { data, key } of read) expect(data).toBe(key.replace("key", "data"))
+      expect(new Set(read.map(({ key }) => key)).size).toBe(5000)
     }))
 
   it.scoped("stored values are encoded: changing an object after put does not change what was committed", () =>
