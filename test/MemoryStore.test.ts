@@ -131,6 +131,27 @@ describe("MemoryStore", () => {
       expect(yield* store.size).toBe(901)
     }))
 
+  it.scoped("a sweep after most sessions were deleted, none expired, keeps the rest as they are", () =>
+    Effect.gen(function*() {
+      yield* TestClock.setTime(START)
+      const store = yield* MemoryStore.make({ cleanupInterval: 0 })
+      for (let i = 0; i < 4000; i++) yield* store.commit(`${i}k`, `d${i}`, START + 60_000 + i, "create")
+      for (let i = 0; i < 4000; i++) if (i % 10 !== 0) yield* store.delete(`${i}k`)
+      expect(yield* store.sweep).toBe(0)
+      expect(yield* store.size).toBe(400)
+      for (let i = 0; i < 4000; i++) {
+        expect(yield* store.find(`${i}k`)).toEqual(
+          i % 10 === 0 ? Option.some({ data: `d${i}`, expiresAt: START + 60_000 + i }) : Option.none()
+        )
+      }
+      // New keys after it, and updates of the kept ones, land where they should.
+      for (let i = 0; i < 200; i++) yield* store.commit(`${i}new`, `n${i}`, START + 60_000, "create")
+      expect(yield* store.commit("10k", "d10 again", START + 90_000, "update")).toBe("written")
+      expect(yield* store.find("10k")).toEqual(Option.some({ data: "d10 again", expiresAt: START + 90_000 }))
+      expect(yield* store.find("199new")).toEqual(Option.some({ data: "n199", expiresAt: START + 60_000 }))
+      expect(yield* store.size).toBe(600)
+    }))
+
   it.scoped("all reads each session as it is when its turn comes, across a sweep that compacts", () =>
     Effect.gen(function*() {
       yield* TestClock.setTime(START)

@@ -45,8 +45,9 @@ export interface Options {
    * The most entries a sweep examines in one step before the event loop gets a turn. Default
    * 1,000 (well under a millisecond). A step also ends after 2 ms, however many it has examined:
    * on a busy machine, or before V8 has optimized the sweep, 1,000 entries can take longer. One
-   * step is not cut short: a share of the store (1/256 of its entries) where at least half have
-   * expired is compacted at once, about 4,000 entries at the default `maxEntries`.
+   * step is not cut short: a share of the store (1/256 of its entries) whose live sessions fill
+   * at most half of its slots is compacted at once, about 4,000 entries at the default
+   * `maxEntries`.
    */
   readonly sweepBatchSize?: number | undefined
   /**
@@ -171,10 +172,10 @@ class Shard {
 
   // Keeps the sessions live at `now`, packed into the first slots of a new map and new arrays
   // sized for them, and lets every other entry go at once; answers how many it dropped. The
-  // sweep's way with a shard where at least half the entries have expired (a flood of sessions
-  // expired): removing them one by one would shrink the map, a rehash of what remains, each time
-  // it fell to a quarter of its capacity. That was 30 MB allocated while sweeping a million
-  // sessions, and it left the arrays at their largest.
+  // sweep's way with a shard whose live sessions fill at most half of its slots (after a flood of
+  // sessions expired, or was deleted): removing them one by one would shrink the map, a rehash of
+  // what remains, each time it fell to a quarter of its capacity. That was 30 MB allocated while
+  // sweeping a million sessions, and it left the arrays at their largest.
   compact(now: number): number {
     let live = 0
     for (let slot = 0; slot < this.keys.length; slot++) {
@@ -304,9 +305,10 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, SessionC
         let deleted = 0
         let shardAt = 0
         let slotAt = 0
-        // A shard is swept in two passes. The first counts its expired entries. If they are at
-        // least half of them, the shard is compacted at once (`Shard.compact`); otherwise the
-        // second pass removes them one by one.
+        // A shard is swept in two passes. The first counts its expired entries. If the live ones
+        // would fill at most half of its slots (the others expired, or freed by deletes), the
+        // shard is compacted at once (`Shard.compact`); otherwise the second pass removes the
+        // expired ones one by one.
         let removing = false
         let expiredInShard = 0
         const sweepSessions = (spent: EventLoop.Spent): boolean => {
@@ -324,10 +326,10 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, SessionC
                   return true
                 }
               }
-              if (expiredInShard === 0) continue
               // The count is as the shard was when it was taken: writes since may have changed
               // it, which `compact` (one step) does not rely on.
-              if (expiredInShard * 2 >= shard.size) {
+              const live = shard.size - expiredInShard
+              if (live * 2 <= shard.keys.length && live < shard.keys.length) {
                 const walked = shard.keys.length
                 deleted += shard.compact(now)
                 // A compaction walks every slot of the shard in one step.
@@ -339,6 +341,7 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, SessionC
                 }
                 continue
               }
+              if (expiredInShard === 0) continue
               removing = true
               slotAt = 0
             }
