@@ -291,8 +291,9 @@ export const make = (options: Options = {}): Effect.Effect<MemoryStore, SessionC
     // The sweep scans each shard's expiries, then the owner links, one step per turn of the event
     // loop (`inTurns`: no effect run per turn, so the sweep leaves almost no garbage behind to be
     // collected while it runs). A step ends after `sweepBatchSize` entries or `SWEEP_STEP_MILLIS`,
-    // whichever comes first; a shard mostly expired is compacted in one step (some 4,000 entries
-    // at the default cap: under a millisecond once optimized). Writes between steps may fill freed
+    // whichever comes first; a shard whose live sessions fill at most half of its slots is
+    // compacted in one step (some 4,000 entries at the default cap: under a millisecond once
+    // optimized). Writes between steps may fill freed
     // slots behind the scan (noted in `earliestWrittenDuringSweep`) or add slots ahead of it
     // (scanned).
     const sweepOnce: Effect.Effect<number> = yield* Sweeper.observe(
