@@ -13,6 +13,7 @@
  *
  * `--trace ROUTE` prints instead every Effect step of one session request on ROUTE; `--dump DIR`
  * keeps each allocation profile as `DIR/<route>-<app>.heapprofile` (for Chrome DevTools).
+ * `--serve APP --route ROUTE --requests N` only serves (bench/cache.ts runs it under a simulator).
  */
 import * as Headers from "@effect/platform/Headers"
 import * as HttpRouter from "@effect/platform/HttpRouter"
@@ -119,6 +120,17 @@ if (traced !== "") {
   )
   console.log(steps.join("\n"))
   console.log(`${steps.length} steps`)
+  process.exit(0)
+}
+
+// 20,000 requests to warm up, then `--requests` more, and nothing else: no profiler, no timing.
+// bench/cache.ts runs this twice under cachegrind; the difference is the measured requests.
+const served = argValue("serve", "")
+if (served !== "") {
+  const app = served === "bare" ? bare : served === "minimal" ? minimal : withSession
+  const requests = requestsFor(argValue("route", "incr") as Route, 20_000 + Number(argValue("requests", "0")), app)
+  for (const request of requests) runtime.runSync(serve(app, request))
+  // The memory store's sweep fiber would keep the process alive.
   process.exit(0)
 }
 
