@@ -127,8 +127,13 @@ if (traced !== "") {
 // bench/cache.ts runs this twice under cachegrind; the difference is the measured requests.
 const served = argValue("serve", "")
 if (served !== "") {
-  const app = served === "bare" ? bare : served === "minimal" ? minimal : withSession
-  const requests = requestsFor(argValue("route", "incr") as Route, 20_000 + Number(argValue("requests", "0")), app)
+  const app = new Map<string, App>([["bare", bare], ["minimal", minimal], ["session", withSession]]).get(served)
+  const route = argValue("route", "incr") as Route
+  if (app === undefined || !routes.includes(route)) {
+    console.error(`--serve bare|minimal|session --route ${routes.join("|")}`)
+    process.exit(2)
+  }
+  const requests = requestsFor(route, 20_000 + Number(argValue("requests", "0")), app)
   for (const request of requests) runtime.runSync(serve(app, request))
   // The memory store's sweep fiber would keep the process alive.
   process.exit(0)
