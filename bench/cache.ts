@@ -18,7 +18,7 @@
  */
 import { spawn, spawnSync } from "node:child_process"
 import { build } from "./build.js"
-import { argValue } from "./shared.js"
+import { argValue, serveArgs } from "./shared.js"
 
 if (spawnSync("valgrind", ["--version"]).status !== 0) {
   console.error("valgrind is not installed: apt-get install -y valgrind")
@@ -55,13 +55,7 @@ const simulate = (app: string, route: string, measured: number): Promise<Counts>
       "--cachegrind-out-file=/dev/null",
       process.execPath,
       "--single-threaded",
-      appRun,
-      "--serve",
-      app,
-      "--route",
-      route,
-      "--requests",
-      String(measured)
+      ...serveArgs(appRun, app, route, measured)
     ], { stdio: ["ignore", "ignore", "pipe"] })
     let summary = ""
     child.stderr.setEncoding("utf8").on("data", (text: string) => (summary += text))

@@ -23,7 +23,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { build, root } from "./build.js"
-import { argValue } from "./shared.js"
+import { argValue, serveArgs } from "./shared.js"
 
 if (spawnSync("valgrind", ["--version"]).status !== 0) {
   console.error("valgrind is not installed: apt-get install -y valgrind")
@@ -153,13 +153,7 @@ const profile = (app: string, route: string, measured: number): Promise<Profile>
       process.execPath,
       "--single-threaded",
       "--perf-basic-prof",
-      appRun,
-      "--serve",
-      app,
-      "--route",
-      route,
-      "--requests",
-      String(measured)
+      ...serveArgs(appRun, app, route, measured)
     ], { cwd: dir, stdio: ["ignore", "ignore", "pipe"] })
     let log = ""
     child.stderr.setEncoding("utf8").on("data", (text: string) => (log += text))

@@ -37,6 +37,21 @@ export const argValue = (name: string, fallback: string): string => {
   return index >= 0 && index + 1 < process.argv.length ? process.argv[index + 1] : fallback
 }
 
+/**
+ * The command line after Node's options that runs compiled `app-run.ts` to serve only: 20,000
+ * requests to warm up and `requests` more of `route` through `app` (`bench/cache.ts` and
+ * `bench/functions.ts` run it under valgrind).
+ */
+export const serveArgs = (appRun: string, app: string, route: string, requests: number): Array<string> => [
+  appRun,
+  "--serve",
+  app,
+  "--route",
+  route,
+  "--requests",
+  String(requests)
+]
+
 /** CPU time (user + system) this process has used, in microseconds: served at `GET /__cpu`. */
 export const cpuMicros = (): number => {
   const usage = process.cpuUsage()
