@@ -13,7 +13,8 @@
  *
  * `--trace ROUTE` prints instead every Effect step of one session request on ROUTE; `--dump DIR`
  * keeps each allocation profile as `DIR/<route>-<app>.heapprofile` (for Chrome DevTools).
- * `--serve APP --route ROUTE --requests N` only serves (bench/cache.ts runs it under a simulator).
+ * `--serve APP --route ROUTE --requests N` only serves (bench/cache.ts and bench/functions.ts run it
+ * under valgrind).
  */
 import * as Headers from "@effect/platform/Headers"
 import * as HttpRouter from "@effect/platform/HttpRouter"
@@ -124,7 +125,8 @@ if (traced !== "") {
 }
 
 // 20,000 requests to warm up, then `--requests` more, and nothing else: no profiler, no timing.
-// bench/cache.ts runs this twice under cachegrind; the difference is the measured requests.
+// bench/cache.ts and bench/functions.ts run this twice under valgrind; the difference is the
+// measured requests.
 const served = argValue("serve", "")
 if (served !== "") {
   const app = new Map<string, App>([["bare", bare], ["minimal", minimal], ["session", withSession]]).get(served)

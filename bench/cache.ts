@@ -16,14 +16,11 @@
  * percent; with far fewer, a collection that lands in one run and not the other swamps them. A
  * route takes some ten minutes.
  */
-import { spawn, spawnSync } from "node:child_process"
+import { spawn } from "node:child_process"
 import { build } from "./build.js"
-import { argValue, serveArgs } from "./shared.js"
+import { argValue, requireValgrind, serveArgs } from "./shared.js"
 
-if (spawnSync("valgrind", ["--version"]).status !== 0) {
-  console.error("valgrind is not installed: apt-get install -y valgrind")
-  process.exit(1)
-}
+requireValgrind()
 
 const requests = Number(argValue("requests", "10000"))
 const routes = argValue("routes", "get,incr,new").split(",")

@@ -18,17 +18,14 @@
  * when V8 decides to, in one app's measured requests or the other's), and the C++ row with them
  * (it holds V8's allocation); the others repeat within about 10 %. A route takes some ten minutes.
  */
-import { spawn, spawnSync } from "node:child_process"
+import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { build, root } from "./build.js"
-import { argValue, serveArgs } from "./shared.js"
+import { argValue, requireValgrind, serveArgs } from "./shared.js"
 
-if (spawnSync("valgrind", ["--version"]).status !== 0) {
-  console.error("valgrind is not installed: apt-get install -y valgrind")
-  process.exit(1)
-}
+requireValgrind()
 
 const requests = Number(argValue("requests", "10000"))
 const routes = argValue("routes", "incr").split(",")

@@ -2,6 +2,7 @@
  * What the benchmark's servers and runner agree on: the routes, the session's two values, and
  * how a server child tells the runner it is listening.
  */
+import { spawnSync } from "node:child_process"
 
 /** The value every session holds under `user` (and what the bare servers answer instead). */
 export const userValue = (i: number): string => `user-${String(i).padStart(6, "0")}`
@@ -35,6 +36,13 @@ export const announce = (port: number): void => {
 export const argValue = (name: string, fallback: string): string => {
   const index = process.argv.indexOf(`--${name}`)
   return index >= 0 && index + 1 < process.argv.length ? process.argv[index + 1] : fallback
+}
+
+/** Exits with the install command when valgrind is missing (`bench/cache.ts`, `bench/functions.ts`). */
+export const requireValgrind = (): void => {
+  if (spawnSync("valgrind", ["--version"]).status === 0) return
+  console.error("valgrind is not installed: apt-get install -y valgrind")
+  process.exit(1)
 }
 
 /**
