@@ -546,7 +546,7 @@ const makeWith = (
           const record = Option.isNone(taken) ? undefined : liveRecord(taken.value, clock.unsafeCurrentTimeMillis())
           if (record === undefined) return Effect.succeed(Option.none())
           // The other session is gone now, into this one: as far as its observers know, destroyed.
-          const values = Option.some(new Map(Object.entries(record.values)))
+          const values = Option.some(InternalManager.valuesOf(record.values))
           const owner = record.owner
           return Effect.as(
             context.destroyed(key, owner && { id: owner.id, handle: owner.handle, label: owner.label }),

@@ -11,6 +11,7 @@ import * as Redacted from "effect/Redacted"
 import * as TestClock from "effect/TestClock"
 import { createHash } from "node:crypto"
 import * as Session from "../src/Session.js"
+import * as SessionCodec from "../src/SessionCodec.js"
 import * as SessionCodecMsgPack from "../src/SessionCodec/MsgPack.js"
 import * as SessionManager from "../src/SessionManager.js"
 import { SessionStore, SessionStoreError } from "../src/SessionStore.js"
@@ -316,6 +317,34 @@ describe("SessionManager load and commit", () => {
       expect(Option.isSome(yield* store.find(token))).toBe(true)
     }),
     { onDecodeError: "fail" }
+  )
+
+  // A codec of the app's own may hand back an own `__proto__` value (the default JSON codec drops
+  // it when it decodes, and `put` refuses the name): a write keeps it as the value it was.
+  test(
+    "a value named __proto__ that the codec decodes survives a write as an own value",
+    Effect.gen(function*() {
+      const store = yield* SessionStore
+      const token = "E".repeat(43)
+      const stored = `{"createdAt":${START},"deadline":${START + 3600_000},"values":{"__proto__":{"admin":true},"a":1}}`
+      yield* store.commit(token, stored, START + 3600_000, "create")
+      const session = yield* load(token)
+      expect(yield* session.keys).toEqual(["__proto__", "a"])
+      yield* session.put("b", 2)
+      const manager = yield* SessionManager.SessionManager
+      expect((yield* manager.commit(session))._tag).toBe("Written")
+      const values = JSON.parse(Option.getOrThrow(yield* store.find(token)).data).values
+      expect(Object.getPrototypeOf(values)).toBe(Object.prototype)
+      expect(Object.entries(values)).toEqual([["__proto__", { admin: true }], ["a", 1], ["b", 2]])
+      expect(yield* (yield* load(token)).get("__proto__")).toEqual(Option.some({ admin: true }))
+    }),
+    {
+      codec: {
+        schema: SessionCodec.json.schema,
+        decode: (stored) => Either.right(JSON.parse(stored)),
+        encode: (record) => Either.right(JSON.stringify(record))
+      }
+    }
   )
 
   test(

@@ -215,7 +215,7 @@ const makeWith = (
           open(value, clock.unsafeCurrentTimeMillis()),
           (opened) =>
             opened.reason === "open" && opened.id !== current.storeKey
-              ? Option.some(new Map(Object.entries(opened.record.values)))
+              ? Option.some(InternalManager.valuesOf(opened.record.values))
               : Option.none()
         )
       ),
