@@ -136,13 +136,13 @@ const COMPILER_FUNCTIONS = new RegExp(
 )
 
 /** One dump's instructions: all of them, and those of the garbage collector and the JIT compilers. */
-interface Dump {
+export interface Dump {
   readonly total: number
   readonly gc: number
   readonly compiler: number
 }
 
-const read = async (file: string): Promise<Dump> => {
+export const readDump = async (file: string): Promise<Dump> => {
   const { stdout } = await run("callgrind_annotate", ["--inclusive=no", "--threshold=100", file], {
     maxBuffer: 1 << 28
   })
@@ -187,7 +187,7 @@ export const measure = async (
       await control("--dump")
     }
     await control("--instr=off")
-    const dumps = await Promise.all(Array.from({ length: settings.windows }, (_, i) => read(`${out}.${i + 1}`)))
+    const dumps = await Promise.all(Array.from({ length: settings.windows }, (_, i) => readDump(`${out}.${i + 1}`)))
     const perRequest = (pick: (dump: Dump) => number) => dumps.map((dump) => Math.round(pick(dump) / settings.requests))
     const windows = perRequest((dump) => dump.total)
     const mean = (values: ReadonlyArray<number>) => Math.round(values.reduce((sum, n) => sum + n, 0) / values.length)
