@@ -8,8 +8,8 @@
  * Each build runs twice, with 20,000 requests to warm up and with `--requests` more; the
  * difference is per request. The count is the mutator's, as in the instructions section: the
  * garbage collector's and the JIT compilers' own functions are left out, as they run when they
- * run rather than when a request asks. Two builds are counted at a time; a route takes some
- * half an hour.
+ * run rather than when a request asks. A build's two counts run side by side; a route takes
+ * about half an hour.
  *
  * No build here is one anyone should run: each drops something the library promises. The table
  * is a price list, for what the write targets would take (BENCHMARKS.md, "A tenth round").
