@@ -123,6 +123,11 @@ const variants: ReadonlyArray<Variant> = [
 ]
 
 const only = argValue("only", "").split(",").filter((name) => name !== "")
+const unknown = only.filter((name) => !variants.some((variant) => variant.name === name))
+if (unknown.length > 0) {
+  console.error(`--only: no guarantee named ${unknown.join(", ")} (${variants.map((v) => v.name).join(", ")})`)
+  process.exit(2)
+}
 const chosen = only.length === 0 ? variants : variants.filter((variant) => only.includes(variant.name))
 const all: Variant = {
   name: "all",
@@ -189,16 +194,18 @@ const builds: Array<{ readonly variant: Variant | undefined; readonly app: strin
   }))
 ]
 
+const k = (n: number) => `${(n / 1000).toFixed(1)} K`
+
 console.error(`${builds.length} builds, ${requests} requests of ${route} each after 20,000 to warm up`)
 const results: Array<number> = []
-for (const [i, { app, variant }] of builds.entries()) {
+for (const { app, dir, variant } of builds) {
   // Two counts of one build at a time: the machine has two cores to spare at most.
-  results.push(await perRequest(builds[i].dir, app))
-  console.error(`  ${variant?.name ?? app}: ${(results[i] / 1000).toFixed(1)} K`)
+  const result = await perRequest(dir, app)
+  results.push(result)
+  console.error(`  ${variant?.name ?? app}: ${k(result)}`)
 }
 
 const [bare, full] = results
-const k = (n: number) => `${(n / 1000).toFixed(1)} K`
 console.log(`\n${route}: mutator instructions per request, in-process (bench/app.ts's apps)`)
 console.log("| build | leaves out | instructions | added to bare | less than effect-session |")
 console.log("|---|---|---|---|---|")
