@@ -14,7 +14,7 @@
  * No build here is one anyone should run: each drops something the library promises. The table
  * is a price list, for what the write targets would take (BENCHMARKS.md, "A tenth round").
  * `service` is valid only here, where requests run one after another: it hands the handler the
- * session through a global instead of the fiber's context.
+ * session through a global instead of filing it under the request for the `Session` tag to find.
  */
 import { execFile } from "node:child_process"
 import * as fs from "node:fs"
@@ -98,19 +98,12 @@ const variants: ReadonlyArray<Variant> = [
   },
   {
     name: "service",
-    leavesOut: "the Session as a per-request service: its context, the two FiberRef.sets, the yield*",
+    leavesOut: "the Session's service: filing it under the request, the tag's lookups, the yield*",
     patches: [
       {
         file: "src/SessionMiddleware.js",
-        from: [
-          "    const restore = FiberRef.set(FiberRef.currentContext, context);",
-          "    return Effect.zipRight(FiberRef.set(FiberRef.currentContext, Context.add(context, tag, service)), " +
-          "Effect.matchCauseEffect(app, {",
-          "        onSuccess: (a) => Effect.zipRight(restore, continuations.onSuccess(a)),",
-          "        onFailure: (cause) => Effect.zipRight(restore, continuations.onFailure(cause))",
-          "    }));"
-        ].join("\n"),
-        to: "    globalThis.__session = service;\n    return Effect.matchCauseEffect(app, continuations);"
+        from: "                ? runFiled(request, session, app, continuations)",
+        to: "                ? (globalThis.__session = session, Effect.matchCauseEffect(app, continuations))"
       },
       {
         file: "bench/routes.js",

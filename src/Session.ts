@@ -10,6 +10,7 @@ import type * as Effect from "effect/Effect"
 import type * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import type * as Schema from "effect/Schema"
+import * as RequestSession from "./internal/requestSession.js"
 import type { SessionError } from "./SessionManager.js"
 import type { SessionStoreError } from "./SessionStore.js"
 
@@ -276,9 +277,20 @@ export interface Session {
 }
 
 /**
- * The current request's session, provided by `SessionMiddleware` (or by `SessionManager.load`).
+ * The current request's session, from `SessionMiddleware` (or provided with a `Session` made by
+ * `SessionManager.load`).
+ *
+ * A handler's `yield* Session` needs the tag in its requirements, so only a middleware (or a
+ * provided value) can satisfy it. At run time the middleware does not provide it to each request,
+ * which in Effect 3 costs a copy of the fiber's context and refs: it files the session under the
+ * request, and the tag's default value finds it there whenever one of its operations runs. A
+ * value provided for the tag (a test's own session, `HttpApi` middleware) is used as provided.
+ * Outside any session middleware the tag still has that default value, and its operations die
+ * with a message saying so.
  *
  * @since 0.1.0
  * @category tags
  */
-export const Session: Context.Tag<Session, Session> = Context.GenericTag<Session>("effect-session/Session")
+export const Session: Context.Tag<Session, Session> = Context.Reference<Session>()("effect-session/Session", {
+  defaultValue: () => RequestSession.resolver
+}) as unknown as Context.Tag<Session, Session>

@@ -27,6 +27,7 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as InternalOptions from "./internal/options.js"
+import * as InternalRequestSession from "./internal/requestSession.js"
 import { Session } from "./Session.js"
 import { SessionConfigError } from "./SessionConfigError.js"
 import { SessionLock } from "./SessionLock.js"
@@ -288,19 +289,64 @@ const wrap = <E, R, I>(
     const held: Held = { release: undefined }
     return Effect.matchEffect(open(flow, request, held), {
       onFailure: (error) => Effect.zipRight(logFailure("open the session", error), answer(flow, error, request)),
-      onSuccess: (session) =>
-        runWith(context, tag, session, app, {
-          onSuccess: (response) => commitAndTell(flow, session, held, request, response),
-          onFailure: (cause) =>
+      onSuccess: (session) => {
+        const continuations = {
+          onSuccess: (response: HttpServerResponse.HttpServerResponse) =>
+            commitAndTell(flow, session, held, request, response),
+          onFailure: (cause: Cause.Cause<E>) =>
             Effect.zipRight(
               HttpApp.appendPreResponseHandler((request, response) =>
                 commitAndTell(flow, session, held, request, response)
               ),
               Effect.failCause(cause)
             )
-        })
+        }
+        // The default tag finds the session filed under the request, unless a value was provided for it.
+        return (tag as Context.Tag<unknown, Session>) === Session && !context.unsafeMap.has(Session.key)
+          ? runFiled(request, session, app, continuations) as Effect.Effect<
+            HttpServerResponse.HttpServerResponse,
+            E,
+            Exclude<R, I>
+          >
+          : runWith(context, tag, session, app, continuations)
+      }
     })
   })
+
+/** The sessions loaded for the default tag, by the request's `source` (kept when a router modifies the request). */
+const filed = new WeakMap<object, Session>()
+
+InternalRequestSession.finder.find = (context) => {
+  const request = Context.getOption(context, HttpServerRequest.HttpServerRequest)
+  return Option.isSome(request) ? filed.get(request.value.source as object) : undefined
+}
+
+/**
+ * Runs `app` with `session` filed under `request` for the default tag, then `onSuccess` or
+ * `onFailure`. A session filed before (a middleware around this one) is filed again when `app`
+ * ends; this one stays filed otherwise, for fibers the handler forked.
+ */
+const runFiled = <A, E, R, B, E2, R2>(
+  request: HttpServerRequest.HttpServerRequest,
+  session: Session,
+  app: Effect.Effect<A, E, R>,
+  continuations: {
+    readonly onSuccess: (a: A) => Effect.Effect<B, E2, R2>
+    readonly onFailure: (cause: Cause.Cause<E>) => Effect.Effect<B, E2, R2>
+  }
+): Effect.Effect<B, E2, Exclude<R, Session> | R2> => {
+  const source = request.source as object
+  const outer = filed.get(source)
+  filed.set(source, session)
+  if (outer === undefined) {
+    return Effect.matchCauseEffect(app, continuations) as Effect.Effect<B, E2, Exclude<R, Session> | R2>
+  }
+  const restore = Effect.sync(() => filed.set(source, outer))
+  return Effect.matchCauseEffect(app, {
+    onSuccess: (a) => Effect.zipRight(restore, continuations.onSuccess(a)),
+    onFailure: (cause) => Effect.zipRight(restore, continuations.onFailure(cause))
+  }) as Effect.Effect<B, E2, Exclude<R, Session> | R2>
+}
 
 /**
  * Runs `app` with `service` added to `context` (the fiber's, taken at the start), then

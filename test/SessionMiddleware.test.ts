@@ -4,10 +4,12 @@ import * as HttpApiEndpoint from "@effect/platform/HttpApiEndpoint"
 import * as HttpApiGroup from "@effect/platform/HttpApiGroup"
 import * as HttpRouter from "@effect/platform/HttpRouter"
 import * as HttpServer from "@effect/platform/HttpServer"
+import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { describe, expect, it } from "@effect/vitest"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
@@ -23,7 +25,7 @@ import { SessionStore, SessionStoreError } from "../src/SessionStore.js"
 import * as MemoryStore from "../src/SessionStore/Memory.js"
 import * as SessionTransport from "../src/SessionTransport.js"
 import { START } from "./conformance.js"
-import { call, cookieFrom, jar, serve } from "./http.js"
+import { call, cookieFrom, jar, serve, type Served } from "./http.js"
 
 const router = HttpRouter.empty.pipe(
   HttpRouter.get(
@@ -579,6 +581,122 @@ describe("several managers in one request", () => {
       Effect.provide(Layer.merge(managerWith(), AdminLive)),
       (self) => TestClock.setTime(START).pipe(Effect.zipRight(self))
     ))
+})
+
+describe("the default Session tag finds the request's session by the request", () => {
+  class InnerCookie extends Context.Tag("test/InnerCookie")<InnerCookie, SessionTransport.SessionTransport>() {}
+
+  // A second middleware on the same tag, run from inside the first one's handler.
+  const inner = Effect.gen(function*() {
+    const session = yield* Session
+    yield* session.put("inner", 1)
+    return HttpServerResponse.text((yield* session.keys).join(","))
+  }).pipe(SessionMiddleware.make({ manager: SessionManager.SessionManager, session: Session, transport: InnerCookie }))
+
+  const fake: SessionType.Session = {
+    ...Effect.runSync(Effect.serviceOption(Session)).pipe(Option.getOrThrow),
+    getString: () => Effect.succeed("a provided session")
+  }
+
+  const app = HttpRouter.empty.pipe(
+    HttpRouter.get(
+      "/nested",
+      Effect.gen(function*() {
+        const outer = yield* Session
+        yield* outer.put("outer", 1)
+        const response = yield* inner
+        yield* outer.put("after", 1)
+        return HttpServerResponse.setHeader(response, "x-outer-keys", (yield* outer.keys).join(","))
+      })
+    ),
+    HttpRouter.get(
+      "/forked",
+      Effect.gen(function*() {
+        const session = yield* Session
+        yield* Effect.fork(session.put("from", "a forked fiber")).pipe(Effect.flatMap(Fiber.join))
+        return HttpServerResponse.text("ok")
+      })
+    ),
+    HttpRouter.get(
+      "/from",
+      Effect.map(
+        Effect.flatMap(Session, (session) => session.getString("from")),
+        (from) => HttpServerResponse.text(from)
+      )
+    ),
+    HttpRouter.get(
+      "/store-key",
+      Effect.gen(function*() {
+        const manager = yield* SessionManager.SessionManager
+        const key = manager.storeKey(yield* Session)
+        return HttpServerResponse.text(Option.isSome(key) ? "stored" : "not stored")
+      })
+    ),
+    HttpRouter.get(
+      "/another-request",
+      Effect.flatMap(Session, (session) => session.put("lost", 1)).pipe(
+        Effect.provideService(HttpServerRequest.HttpServerRequest, HttpServerRequest.fromWeb(new Request("http://x/"))),
+        Effect.as(HttpServerResponse.text("unreachable"))
+      )
+    )
+  )
+
+  const live = Layer.merge(
+    managerWith(),
+    Layer.effect(InnerCookie, SessionTransport.cookie({ name: "inner", path: "/" }))
+  )
+  const test = (name: string, body: (served: Served) => Effect.Effect<void, never, SessionManager.SessionManager>) =>
+    it.scoped(name, () =>
+      Effect.flatMap(serve(SessionMiddleware.loadAndSave(app)), body).pipe(
+        Effect.provide(live),
+        (self) => TestClock.setTime(START).pipe(Effect.zipRight(self))
+      ))
+
+  test("a middleware inside another gets its own session, and the outer one its own back", (served) =>
+    Effect.gen(function*() {
+      const reply = yield* call(served, "/nested")
+      expect(reply.body).toBe("inner")
+      expect(reply.headers.get("x-outer-keys")).toBe("after,outer")
+      expect(reply.setCookies.map((c) => c.split("=")[0]).sort()).toEqual(["inner", "session"])
+    }))
+
+  test("a fiber the handler forks works on the request's session", (served) =>
+    Effect.gen(function*() {
+      const cookies = jar()
+      cookies.keep(yield* call(served, "/forked"))
+      expect((yield* call(served, "/from", { headers: cookies.header() })).body).toBe("a forked fiber")
+    }))
+
+  test("the manager's storeKey takes the Session a handler yields", (served) =>
+    Effect.gen(function*() {
+      const cookies = jar()
+      cookies.keep(yield* call(served, "/forked"))
+      expect((yield* call(served, "/store-key", { headers: cookies.header() })).body).toBe("stored")
+      expect((yield* call(served, "/store-key")).body).toBe("not stored")
+    }))
+
+  test("with another request in context, an operation dies (a 500) rather than reach another session", (served) =>
+    Effect.gen(function*() {
+      const reply = yield* call(served, "/another-request")
+      expect(reply.status).toBe(500)
+      expect(reply.setCookies).toEqual([])
+    }))
+
+  it.scoped("a value provided for the tag around the middleware does not hide the loaded session", () =>
+    Effect.gen(function*() {
+      const served = yield* serve(SessionMiddleware.loadAndSave(router).pipe(Effect.provideService(Session, fake)))
+      const cookies = jar()
+      cookies.keep(yield* call(served, "/put"))
+      expect((yield* call(served, "/get", { headers: cookies.header() })).body).toBe("Hello from a session!")
+    }).pipe(Effect.provide(managerWith()), (self) => TestClock.setTime(START).pipe(Effect.zipRight(self))))
+
+  it.effect("outside any session middleware the tag has a value whose operations die, saying why", () =>
+    Effect.gen(function*() {
+      const session = Option.getOrThrow(yield* Effect.serviceOption(Session))
+      const exit = yield* Effect.exit(session.put("key", 1))
+      expect(exit._tag).toBe("Failure")
+      expect(String(exit)).toContain("no session middleware loaded a session for this request")
+    }))
 })
 
 describe("HttpApi", () => {

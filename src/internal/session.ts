@@ -22,6 +22,7 @@ import type { SessionError } from "../SessionManager.js"
 import * as SessionMetrics from "../SessionMetrics.js"
 import type { SessionStoreError } from "../SessionStore.js"
 import { describeIssue } from "./issues.js"
+import * as RequestSession from "./requestSession.js"
 import * as Telemetry from "./telemetry.js"
 import * as Token from "./token.js"
 
@@ -105,7 +106,9 @@ export interface SessionWithState extends Session {
 }
 
 export const stateOf = (session: Session): SessionState => {
-  const state = (session as Partial<SessionWithState>)[SessionStateId]
+  // The default tag's value stands for the session of the request the fiber running now serves.
+  const resolved = session === RequestSession.resolver ? RequestSession.resolveNow() : session
+  const state = (resolved as Partial<SessionWithState> | undefined)?.[SessionStateId]
   if (state === undefined) {
     throw new Error("effect-session: this Session was not made by a SessionManager")
   }
