@@ -696,7 +696,9 @@ describe("the default Session tag finds the request's session by the request", (
       const exit = yield* Effect.exit(session.put("key", 1))
       expect(exit._tag).toBe("Failure")
       expect(String(exit)).toContain("no session middleware loaded a session for this request")
-    }))
+      const manager = yield* SessionManager.SessionManager
+      expect(() => manager.storeKey(session)).toThrow("no session middleware loaded a session for this request")
+    }).pipe(Effect.provide(managerWith())))
 })
 
 describe("HttpApi", () => {

@@ -18,10 +18,11 @@ export const finder: { find: (context: Context.Context<never>) => Session | unde
   find: () => undefined
 }
 
-const missing = Effect.dieMessage(
-  "effect-session: no session middleware loaded a session for this request (the Session tag was used " +
-    "outside SessionMiddleware, or with another HttpServerRequest in context)"
-)
+/** Why the default tag's value has no session to act on. */
+export const missingMessage = "effect-session: no session middleware loaded a session for this request " +
+  "(the Session tag was used outside SessionMiddleware, or with another HttpServerRequest in context)"
+
+const missing = Effect.dieMessage(missingMessage)
 
 const withSession = <A, E>(f: (session: Session) => Effect.Effect<A, E>): Effect.Effect<A, E> =>
   Effect.withFiberRuntime((fiber) => {

@@ -106,9 +106,13 @@ export interface SessionWithState extends Session {
 }
 
 export const stateOf = (session: Session): SessionState => {
-  // The default tag's value stands for the session of the request the fiber running now serves.
-  const resolved = session === RequestSession.resolver ? RequestSession.resolveNow() : session
-  const state = (resolved as Partial<SessionWithState> | undefined)?.[SessionStateId]
+  if (session === RequestSession.resolver) {
+    // The default tag's value stands for the session of the request the fiber running now serves.
+    const resolved = RequestSession.resolveNow()
+    if (resolved === undefined) throw new Error(RequestSession.missingMessage)
+    return stateOf(resolved)
+  }
+  const state = (session as Partial<SessionWithState>)[SessionStateId]
   if (state === undefined) {
     throw new Error("effect-session: this Session was not made by a SessionManager")
   }
