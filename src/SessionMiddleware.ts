@@ -321,6 +321,23 @@ InternalRequestSession.finder.find = (context) => {
   return Option.isSome(request) ? filed.get(request.value.source as object) : undefined
 }
 
+/** What runs after the app: the commit, on whichever way the app ended. */
+interface Continuations<A, E, B, E2, R2> {
+  readonly onSuccess: (a: A) => Effect.Effect<B, E2, R2>
+  readonly onFailure: (cause: Cause.Cause<E>) => Effect.Effect<B, E2, R2>
+}
+
+/** Runs `app`, then `restore`, then the continuation for how `app` ended. */
+const restoringAfter = <A, E, R, B, E2, R2>(
+  app: Effect.Effect<A, E, R>,
+  restore: Effect.Effect<void>,
+  continuations: Continuations<A, E, B, E2, R2>
+): Effect.Effect<B, E2, R | R2> =>
+  Effect.matchCauseEffect(app, {
+    onSuccess: (a) => Effect.zipRight(restore, continuations.onSuccess(a)),
+    onFailure: (cause) => Effect.zipRight(restore, continuations.onFailure(cause))
+  })
+
 /**
  * Runs `app` with `session` filed under `request` for the default tag, then `onSuccess` or
  * `onFailure`. A session filed before (a middleware around this one) is filed again when `app`
@@ -330,22 +347,18 @@ const runFiled = <A, E, R, B, E2, R2>(
   request: HttpServerRequest.HttpServerRequest,
   session: Session,
   app: Effect.Effect<A, E, R>,
-  continuations: {
-    readonly onSuccess: (a: A) => Effect.Effect<B, E2, R2>
-    readonly onFailure: (cause: Cause.Cause<E>) => Effect.Effect<B, E2, R2>
-  }
+  continuations: Continuations<A, E, B, E2, R2>
 ): Effect.Effect<B, E2, Exclude<R, Session> | R2> => {
   const source = request.source as object
   const outer = filed.get(source)
   filed.set(source, session)
-  if (outer === undefined) {
-    return Effect.matchCauseEffect(app, continuations) as Effect.Effect<B, E2, Exclude<R, Session> | R2>
-  }
-  const restore = Effect.sync(() => filed.set(source, outer))
-  return Effect.matchCauseEffect(app, {
-    onSuccess: (a) => Effect.zipRight(restore, continuations.onSuccess(a)),
-    onFailure: (cause) => Effect.zipRight(restore, continuations.onFailure(cause))
-  }) as Effect.Effect<B, E2, Exclude<R, Session> | R2>
+  return (outer === undefined
+    ? Effect.matchCauseEffect(app, continuations)
+    : restoringAfter(app, Effect.sync(() => filed.set(source, outer)), continuations)) as Effect.Effect<
+      B,
+      E2,
+      Exclude<R, Session> | R2
+    >
 }
 
 /**
@@ -361,20 +374,12 @@ const runWith = <I, S, A, E, R, B, E2, R2>(
   tag: Context.Tag<I, S>,
   service: S,
   app: Effect.Effect<A, E, R>,
-  continuations: {
-    readonly onSuccess: (a: A) => Effect.Effect<B, E2, R2>
-    readonly onFailure: (cause: Cause.Cause<E>) => Effect.Effect<B, E2, R2>
-  }
-): Effect.Effect<B, E2, Exclude<R, I> | R2> => {
-  const restore = FiberRef.set(FiberRef.currentContext, context)
-  return Effect.zipRight(
+  continuations: Continuations<A, E, B, E2, R2>
+): Effect.Effect<B, E2, Exclude<R, I> | R2> =>
+  Effect.zipRight(
     FiberRef.set(FiberRef.currentContext, Context.add(context, tag, service)),
-    Effect.matchCauseEffect(app, {
-      onSuccess: (a) => Effect.zipRight(restore, continuations.onSuccess(a)),
-      onFailure: (cause) => Effect.zipRight(restore, continuations.onFailure(cause))
-    })
+    restoringAfter(app, FiberRef.set(FiberRef.currentContext, context), continuations)
   ) as Effect.Effect<B, E2, Exclude<R, I> | R2>
-}
 
 // ---------------------------------------------------------------------------------------------
 // HttpApp
