@@ -277,20 +277,40 @@ export interface Session {
 }
 
 /**
- * The current request's session, from `SessionMiddleware` (or provided with a `Session` made by
- * `SessionManager.load`).
+ * Makes a session tag of your own, for a second manager's sessions (`SessionMiddleware.make({
+ * session })`), that reaches the request's session the way the default `Session` does:
  *
- * A handler's `yield* Session` needs the tag in its requirements, so only a middleware (or a
- * provided value) can satisfy it. At run time the middleware does not provide it to each request,
- * which in Effect 3 costs a copy of the fiber's context and refs: it files the session under the
- * request, and the tag's default value finds it there whenever one of its operations runs. A
- * value provided for the tag (a test's own session, `HttpApi` middleware) is used as provided.
- * Outside any session middleware the tag still has that default value, and its operations die
- * with a message saying so.
+ * ```ts
+ * class AdminSession extends Session.Tag("app/AdminSession")<AdminSession>() {}
+ * ```
+ *
+ * A handler's `yield* AdminSession` puts the tag in its requirements, and only a session
+ * middleware for it (or a provided value) removes them, as for any tag. At run time the
+ * middleware does not provide it, which in Effect 3 costs every request a copy of the fiber's
+ * context and refs: it files the session under the request, and the tag's default value finds it
+ * there whenever one of its operations runs. A value provided for the tag is used as provided.
+ * Outside any session middleware for it, the tag still has that default value, and its
+ * operations die with a message saying so. A tag made with `Context.Tag` works too; the
+ * middleware provides it in the context.
+ *
+ * @since 0.2.0
+ * @category tags
+ */
+export const Tag = <const Id extends string>(id: Id) => <Self>(): Context.TagClass<Self, Id, Session> => {
+  const filing = RequestSession.filingFor(id)
+  return Context.Reference<Self>()(id, { defaultValue: () => filing.resolver }) as unknown as Context.TagClass<
+    Self,
+    Id,
+    Session
+  >
+}
+
+/**
+ * The current request's session, from `SessionMiddleware` (or provided with a `Session` made by
+ * `SessionManager.load`). A tag made by `Tag`: the middleware files the session under the request
+ * rather than providing it, and the tag's default value finds it there.
  *
  * @since 0.1.0
  * @category tags
  */
-export const Session: Context.Tag<Session, Session> = Context.Reference<Session>()("effect-session/Session", {
-  defaultValue: () => RequestSession.resolver
-}) as unknown as Context.Tag<Session, Session>
+export const Session: Context.Tag<Session, Session> = Tag("effect-session/Session")<Session>()

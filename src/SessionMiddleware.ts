@@ -100,7 +100,10 @@ export interface LayerOptions {
 export interface Options<MI = SessionManager, SI = Session, TI = never> extends Omit<LayerOptions, "transport"> {
   /** The manager to use. Default `SessionManager`. */
   readonly manager?: Context.Tag<MI, SessionManager> | undefined
-  /** The tag the session is provided under. Default `Session`. */
+  /**
+   * The tag handlers reach the session by. Default `Session`. A tag made by `Session.Tag` finds
+   * the session filed under the request; any other tag is provided in the request's context.
+   */
   readonly session?: Context.Tag<SI, Session> | undefined
   /** The transport, or the tag of one. Default as in `LayerOptions`. */
   readonly transport?:
@@ -281,8 +284,9 @@ const wrap = <E, R, I>(
   flowOf: (context: Context.Context<never>) => Flow,
   tag: Context.Tag<I, Session>,
   app: HttpApp.Default<E, R>
-): HttpApp.Default<E, Exclude<R, I> | HttpServerRequest.HttpServerRequest | Scope.Scope> =>
-  Effect.withFiberRuntime((fiber) => {
+): HttpApp.Default<E, Exclude<R, I> | HttpServerRequest.HttpServerRequest | Scope.Scope> => {
+  const filing = InternalRequestSession.filingOf(tag as Context.Tag<unknown, Session>)
+  return Effect.withFiberRuntime((fiber) => {
     const context = fiber.currentContext
     const flow = flowOf(context)
     const request = Context.unsafeGet(context, HttpServerRequest.HttpServerRequest)
@@ -301,9 +305,10 @@ const wrap = <E, R, I>(
               Effect.failCause(cause)
             )
         }
-        // The default tag finds the session filed under the request, unless a value was provided for it.
-        return (tag as Context.Tag<unknown, Session>) === Session && !context.unsafeMap.has(Session.key)
-          ? runFiled(request, session, app, continuations) as Effect.Effect<
+        // A tag made by `Session.Tag` finds the session filed under the request, unless a value was provided for it.
+        return filing !== undefined && !context.unsafeMap.has(tag.key)
+          // The filing stands for the tag, which `app` may then require no more.
+          ? runFiled(filing, request, session, app, continuations) as Effect.Effect<
             HttpServerResponse.HttpServerResponse,
             E,
             Exclude<R, I>
@@ -312,14 +317,12 @@ const wrap = <E, R, I>(
       }
     })
   })
-
-/** The sessions loaded for the default tag, by the request's `source` (kept when a router modifies the request). */
-const filed = new WeakMap<object, Session>()
-
-InternalRequestSession.finder.find = (context) => {
-  const request = Context.getOption(context, HttpServerRequest.HttpServerRequest)
-  return Option.isSome(request) ? filed.get(request.value.source as object) : undefined
 }
+
+// Sessions are filed under the request's `source`, which a router's modified request keeps.
+InternalRequestSession.requests.sourceIn = (context) =>
+  (context.unsafeMap.get(HttpServerRequest.HttpServerRequest.key) as HttpServerRequest.HttpServerRequest | undefined)
+    ?.source as object | undefined
 
 /** What runs after the app: the commit, on whichever way the app ended. */
 interface Continuations<A, E, B, E2, R2> {
@@ -339,26 +342,24 @@ const restoringAfter = <A, E, R, B, E2, R2>(
   })
 
 /**
- * Runs `app` with `session` filed under `request` for the default tag, then `onSuccess` or
- * `onFailure`. A session filed before (a middleware around this one) is filed again when `app`
- * ends; this one stays filed otherwise, for fibers the handler forked.
+ * Runs `app` with `session` filed under `request` in its tag's `filing`, then `onSuccess` or
+ * `onFailure`. A session filed before (a middleware around this one, on the same tag) is filed
+ * again when `app` ends; this one stays filed otherwise, for fibers the handler forked.
  */
 const runFiled = <A, E, R, B, E2, R2>(
+  filing: InternalRequestSession.Filing,
   request: HttpServerRequest.HttpServerRequest,
   session: Session,
   app: Effect.Effect<A, E, R>,
   continuations: Continuations<A, E, B, E2, R2>
-): Effect.Effect<B, E2, Exclude<R, Session> | R2> => {
+): Effect.Effect<B, E2, R | R2> => {
   const source = request.source as object
+  const filed = filing.sessions
   const outer = filed.get(source)
   filed.set(source, session)
-  return (outer === undefined
+  return outer === undefined
     ? Effect.matchCauseEffect(app, continuations)
-    : restoringAfter(app, Effect.sync(() => filed.set(source, outer)), continuations)) as Effect.Effect<
-      B,
-      E2,
-      Exclude<R, Session> | R2
-    >
+    : restoringAfter(app, Effect.sync(() => filed.set(source, outer)), continuations)
 }
 
 /**

@@ -16,7 +16,7 @@ import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
-import { Session } from "../src/Session.js"
+import { Session, Tag as SessionTag } from "../src/Session.js"
 import type * as SessionType from "../src/Session.js"
 import * as SessionManager from "../src/SessionManager.js"
 import * as Sealed from "../src/SessionManager/Sealed.js"
@@ -529,17 +529,29 @@ describe("transports", () => {
     }).pipe(Effect.provide(managerWith())))
 })
 
-describe("several managers in one request", () => {
+// A second manager's session under a tag of the app's: made with `Session.Tag` (filed under the
+// request, found by the request) or with `Context.Tag` (provided in the context).
+class FiledAdminSession extends SessionTag("test/FiledAdminSession")<FiledAdminSession>() {}
+class ProvidedAdminSession
+  extends Context.Tag("test/ProvidedAdminSession")<ProvidedAdminSession, SessionType.Session>()
+{}
+
+describe.each(
+  [
+    { kind: "Session.Tag", AdminSession: FiledAdminSession, inContext: false },
+    { kind: "Context.Tag", AdminSession: ProvidedAdminSession, inContext: true }
+  ] as const
+)("several managers in one request, the second one's tag made by $kind", ({ AdminSession, inContext }) => {
   class AdminManager extends Context.Tag("test/AdminManager")<AdminManager, SessionManager.SessionManager>() {}
-  class AdminSession extends Context.Tag("test/AdminSession")<AdminSession, SessionType.Session>() {}
   class AdminCookie extends Context.Tag("test/AdminCookie")<AdminCookie, SessionTransport.SessionTransport>() {}
+  const adminSession = AdminSession as Context.Tag<FiledAdminSession | ProvidedAdminSession, SessionType.Session>
 
   const both = HttpRouter.empty.pipe(
     HttpRouter.get(
       "/login",
       Effect.gen(function*() {
         const user = yield* Session
-        const admin = yield* AdminSession
+        const admin = yield* adminSession
         yield* user.put("role", "visitor")
         yield* admin.put("role", "admin")
         return HttpServerResponse.text("ok")
@@ -549,12 +561,38 @@ describe("several managers in one request", () => {
       "/whoami",
       Effect.gen(function*() {
         const user = yield* Session
-        const admin = yield* AdminSession
+        const admin = yield* adminSession
         return HttpServerResponse.text(`${yield* user.getString("role")}/${yield* admin.getString("role")}`)
+      })
+    ),
+    HttpRouter.get(
+      "/forked",
+      Effect.gen(function*() {
+        const admin = yield* adminSession
+        yield* Effect.fork(admin.put("role", "forked admin")).pipe(Effect.flatMap(Fiber.join))
+        return HttpServerResponse.text("ok")
+      })
+    ),
+    HttpRouter.get(
+      "/in-context",
+      Effect.map(
+        Effect.context<never>(),
+        (context) =>
+          HttpServerResponse.text(`${context.unsafeMap.has(Session.key)}/${context.unsafeMap.has(adminSession.key)}`)
+      )
+    ),
+    HttpRouter.get(
+      "/store-keys",
+      Effect.gen(function*() {
+        const userKey = (yield* SessionManager.SessionManager).storeKey(yield* Session)
+        const adminKey = (yield* AdminManager).storeKey(yield* adminSession)
+        return HttpServerResponse.text(
+          Option.isSome(userKey) && Option.isSome(adminKey) && userKey.value !== adminKey.value ? "two keys" : "not two"
+        )
       })
     )
   ).pipe(
-    SessionMiddleware.make({ manager: AdminManager, session: AdminSession, transport: AdminCookie }),
+    SessionMiddleware.make({ manager: AdminManager, session: adminSession, transport: AdminCookie }),
     SessionMiddleware.loadAndSave
   )
 
@@ -564,10 +602,15 @@ describe("several managers in one request", () => {
     ),
     Layer.effect(AdminCookie, SessionTransport.cookie({ name: "admin", path: "/" }))
   )
+  const test = (name: string, body: (served: Served) => Effect.Effect<void, never, Scope.Scope>) =>
+    it.scoped(name, () =>
+      Effect.flatMap(serve(both), body).pipe(
+        Effect.provide(Layer.merge(managerWith(), AdminLive)),
+        (self) => TestClock.setTime(START).pipe(Effect.zipRight(self))
+      ))
 
-  it.scoped("each manager has its own cookie, lifetime and store", () =>
+  test("each manager has its own cookie, lifetime and store", (served) =>
     Effect.gen(function*() {
-      const served = yield* serve(both)
       const cookies = jar()
       const login = yield* call(served, "/login")
       cookies.keep(login)
@@ -577,10 +620,58 @@ describe("several managers in one request", () => {
       expect((yield* call(served, "/whoami", { headers: cookies.header() })).body).toBe("visitor/admin")
       yield* TestClock.adjust("11 minutes")
       expect((yield* call(served, "/whoami", { headers: cookies.header() })).body).toBe("visitor/")
-    }).pipe(
-      Effect.provide(Layer.merge(managerWith(), AdminLive)),
-      (self) => TestClock.setTime(START).pipe(Effect.zipRight(self))
-    ))
+    }))
+
+  test(`the middleware ${inContext ? "provides" : "files"} the second manager's session`, (served) =>
+    Effect.gen(function*() {
+      // A `Session.Tag` tag's session is filed under the request: the request's context is not copied to add it.
+      expect((yield* call(served, "/in-context")).body).toBe(`false/${inContext}`)
+    }))
+
+  test("a fiber the handler forks works on the second manager's session", (served) =>
+    Effect.gen(function*() {
+      const cookies = jar()
+      cookies.keep(yield* call(served, "/login"))
+      cookies.keep(yield* call(served, "/forked", { headers: cookies.header() }))
+      expect((yield* call(served, "/whoami", { headers: cookies.header() })).body).toBe("visitor/forked admin")
+    }))
+
+  test("each manager's storeKey takes the session its tag yields", (served) =>
+    Effect.gen(function*() {
+      const cookies = jar()
+      cookies.keep(yield* call(served, "/login"))
+      expect((yield* call(served, "/store-keys", { headers: cookies.header() })).body).toBe("two keys")
+    }))
+})
+
+describe("a tag made by Session.Tag", () => {
+  it.scoped("without its own middleware, its operations die rather than reach another tag's session", () =>
+    Effect.gen(function*() {
+      // Only the default tag's middleware runs: the handler reaches the other tag's default value,
+      // which the compiler would refuse without the cast.
+      const handler = Effect.flatMap(
+        FiledAdminSession as unknown as Effect.Effect<SessionType.Session>,
+        (admin) => admin.put("role", "admin")
+      ).pipe(Effect.as(HttpServerResponse.text("unreachable")))
+      const served = yield* serve(SessionMiddleware.loadAndSave(handler))
+      const reply = yield* call(served, "/")
+      expect(reply.status).toBe(500)
+      expect(reply.setCookies).toEqual([])
+      const admin = Option.getOrThrow(yield* Effect.serviceOption(FiledAdminSession))
+      const exit = yield* Effect.exit(admin.get("role"))
+      expect(String(exit)).toContain("no session middleware loaded a session for this request")
+    }).pipe(Effect.provide(managerWith()), (self) => TestClock.setTime(START).pipe(Effect.zipRight(self))))
+
+  it.effect("a value provided for it is used as provided", () =>
+    Effect.gen(function*() {
+      const manager = yield* SessionManager.SessionManager
+      const session = yield* manager.load(undefined)
+      yield* session.put("role", "provided")
+      const role = yield* Effect.flatMap(FiledAdminSession, (admin) => admin.getString("role")).pipe(
+        Effect.provideService(FiledAdminSession, session)
+      )
+      expect(role).toBe("provided")
+    }).pipe(Effect.provide(managerWith())))
 })
 
 describe("the default Session tag finds the request's session by the request", () => {

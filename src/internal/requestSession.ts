@@ -1,34 +1,40 @@
 /**
- * How the default `Session` tag reaches the request's session without a context of its own.
+ * How a session tag made by `Session.Tag` (the default `Session` is one) reaches the request's
+ * session without a context of its own.
  *
  * Effect 3 adds a service to a running fiber only by setting its context: a copy of the context
  * and of the fiber's refs, in and back out, about 20 K instructions and 3 KB a request. So the
- * middleware does not provide the default tag. It files the session it loaded under the request
- * (`SessionMiddleware.ts` teaches `finder` how), and the tag's default value, `resolver`, finds
- * it there each time one of its operations runs: by the request in the running fiber's context,
- * which every fiber the handler forks inherits.
+ * middleware does not provide such a tag. It files the session it loaded in the tag's `Filing`,
+ * under the request, and the tag's default value (the filing's `resolver`) finds it there each
+ * time one of its operations runs: by the request in the running fiber's context, which every
+ * fiber the handler forks inherits.
  */
-import type * as Context from "effect/Context"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import type { Session } from "../Session.js"
 
-/** Finds the session filed under the request in `context`; set by the middleware's module. */
-export const finder: { find: (context: Context.Context<never>) => Session | undefined } = {
-  find: () => undefined
-}
-
-/** Why the default tag's value has no session to act on. */
+/** Why a tag's default value has no session to act on. */
 export const missingMessage = "effect-session: no session middleware loaded a session for this request " +
-  "(the Session tag was used outside SessionMiddleware, or with another HttpServerRequest in context)"
+  "(a session tag was used outside its SessionMiddleware, or with another HttpServerRequest in context)"
 
 const missing = Effect.dieMessage(missingMessage)
 
-const withSession = <A, E>(f: (session: Session) => Effect.Effect<A, E>): Effect.Effect<A, E> =>
-  Effect.withFiberRuntime((fiber) => {
-    const session = finder.find(fiber.currentContext)
-    return session === undefined ? missing : f(session)
-  })
+/**
+ * What the request in `context` is filed under, set by the middleware's module (the manager and
+ * the session know no HTTP, so this module imports none).
+ */
+export const requests: { sourceIn: (context: Context.Context<never>) => object | undefined } = {
+  sourceIn: () => undefined
+}
+
+/** The sessions loaded for one tag, by their request, and the tag's default value that finds them. */
+export interface Filing {
+  readonly sessions: WeakMap<object, Session>
+  readonly resolver: Session
+  /** The session filed under the request in `context`, if any. */
+  readonly find: (context: Context.Context<never>) => Session | undefined
+}
 
 type Members<T> = { readonly [K in keyof Session]: Session[K] extends T ? K : never }[keyof Session]
 type EffectMember = Members<Effect.Effect<unknown, unknown, unknown>>
@@ -76,8 +82,18 @@ const functions: ReadonlyArray<FunctionMember> = [
 // Every member is in one of the two lists: a member added to `Session` and not here fails here.
 const everyMember: [Exclude<keyof Session, EffectMember | FunctionMember>] extends [never] ? true : never = true
 
-/** The default tag's value: each operation is the same operation of the request's session. */
-export const resolver: Session = (() => {
+const makeFiling = (): Filing => {
+  const sessions = new WeakMap<object, Session>()
+  const find = (context: Context.Context<never>): Session | undefined => {
+    const source = requests.sourceIn(context)
+    return source === undefined ? undefined : sessions.get(source)
+  }
+  const withSession = <A, E>(f: (session: Session) => Effect.Effect<A, E>): Effect.Effect<A, E> =>
+    Effect.withFiberRuntime((fiber) => {
+      const session = find(fiber.currentContext)
+      return session === undefined ? missing : f(session)
+    })
+  // Each operation is the same operation of the request's session.
   const members: Record<string, unknown> = {}
   for (const name of effects) {
     members[name] = withSession((session) => session[name] as Effect.Effect<unknown, unknown>)
@@ -86,11 +102,36 @@ export const resolver: Session = (() => {
     members[name] = (...args: Array<unknown>) =>
       withSession((session) => (session[name] as (...args: Array<unknown>) => Effect.Effect<unknown, unknown>)(...args))
   }
-  return everyMember && (members as unknown as Session)
-})()
+  return { sessions, resolver: everyMember && (members as unknown as Session), find }
+}
 
-/** The session `resolver` stands for in the fiber running now, if there is one. */
-export const resolveNow = (): Session | undefined => {
+// By tag key: Effect keeps one default value per key (`Context.Reference`), so a key has one filing.
+const filings = new Map<string, Filing>()
+// By resolver, for `resolveNow`.
+const byResolver = new WeakMap<Session, Filing>()
+
+/** The filing of the tag with `key`, made the first time. */
+export const filingFor = (key: string): Filing => {
+  let filing = filings.get(key)
+  if (filing === undefined) {
+    filing = makeFiling()
+    filings.set(key, filing)
+    byResolver.set(filing.resolver, filing)
+  }
+  return filing
+}
+
+/** The filing of `tag` when it is a tag made by `Session.Tag`; `undefined` for any other tag. */
+export const filingOf = (tag: Context.Tag<unknown, Session>): Filing | undefined =>
+  Context.isReference(tag) ? filings.get(tag.key) : undefined
+
+/**
+ * For a tag's default value, the session it stands for in the fiber running now (`undefined`
+ * when no middleware filed one); for any other session, `session` itself.
+ */
+export const resolveNow = (session: Session): Session | undefined => {
+  const filing = byResolver.get(session)
+  if (filing === undefined) return session
   const fiber = Fiber.getCurrentFiber()
-  return fiber._tag === "Some" ? finder.find(fiber.value.currentContext) : undefined
+  return fiber._tag === "Some" ? filing.find(fiber.value.currentContext) : undefined
 }

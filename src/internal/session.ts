@@ -106,17 +106,13 @@ export interface SessionWithState extends Session {
 }
 
 export const stateOf = (session: Session): SessionState => {
-  if (session === RequestSession.resolver) {
-    // The default tag's value stands for the session of the request the fiber running now serves.
-    const resolved = RequestSession.resolveNow()
-    if (resolved === undefined) throw new Error(RequestSession.missingMessage)
-    return stateOf(resolved)
-  }
   const state = (session as Partial<SessionWithState>)[SessionStateId]
-  if (state === undefined) {
-    throw new Error("effect-session: this Session was not made by a SessionManager")
-  }
-  return state
+  if (state !== undefined) return state
+  // A session tag's default value stands for the session of the request the running fiber serves.
+  const resolved = RequestSession.resolveNow(session)
+  if (resolved === session) throw new Error("effect-session: this Session was not made by a SessionManager")
+  if (resolved === undefined) throw new Error(RequestSession.missingMessage)
+  return stateOf(resolved)
 }
 
 export const freshState = (now: number, lifetimeMillis: number): SessionState => ({
