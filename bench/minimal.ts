@@ -7,12 +7,16 @@
  * - the token read from the raw `Cookie` header and checked to be one (43 base64url characters);
  * - its store key, SHA-256 as base64url (hashing at rest), with effect-session's own hash;
  * - one `Map` lookup, the expiry checked, the record parsed from JSON;
- * - the session added to the fiber's context with `FiberRef.set`, and put back after the app
- *   (the cheapest way found to provide a service per request, the one `SessionMiddleware` uses);
+ * - the session filed under the request's `source` in a `WeakMap`, where the handler's
+ *   `yield* MiniSession` (one step) finds it: nothing is added to the fiber's context, as
+ *   `SessionMiddleware` adds nothing for the default `Session` (until 2026-12-04 this fixture set
+ *   the context with `FiberRef.set` and put it back, then the cheapest way known);
  * - on a write: the record as JSON, one `Map` write, and for a new session a token from the same
- *   pooled CSPRNG; then `Set-Cookie`, `Cache-Control` and `Vary` in one `setHeaders`.
+ *   pooled CSPRNG; then `Set-Cookie`, `Cache-Control` and `Vary`, one `setHeader` each (until
+ *   2026-12-04 one `setHeaders`, which copies the headers more).
  *
- * The session's methods are plain functions, not effects. No metric, no span, no event, no value
+ * The session's methods are plain functions, not effects, and `MiniSession` is an effect, not a
+ * tag: a handler that yields it outside the middleware gets `undefined`, which the compiler allows. No metric, no span, no event, no value
  * schema, no typed error, no lock, no redaction of the token, no sweep, no size limit: what a
  * library cannot leave out, not what effect-session does. Never a library: a bench fixture.
  */
@@ -22,7 +26,6 @@ import * as HttpServerRequest from "@effect/platform/HttpServerRequest"
 import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
-import * as FiberRef from "effect/FiberRef"
 import * as Token from "../src/internal/token.js"
 import { userValue } from "./shared.js"
 
@@ -31,7 +34,15 @@ interface MiniSession {
   readonly put: (name: string, value: unknown) => void
 }
 
-const MiniSession = Context.GenericTag<MiniSession>("bench/MiniSession")
+/** The sessions loaded, by their request's `source`. */
+const filed = new WeakMap<object, MiniSession>()
+
+/** The request's session, found by the request in the fiber's context. */
+const MiniSession: Effect.Effect<MiniSession> = Effect.withFiberRuntime((fiber) =>
+  Effect.succeed(
+    filed.get(Context.unsafeGet(fiber.currentContext, HttpServerRequest.HttpServerRequest).source as object)!
+  )
+)
 
 interface MiniRecord {
   readonly createdAt: number
@@ -58,7 +69,7 @@ const tokenOf = (header: string | undefined): string | undefined => {
 /** The middleware: load before the app, commit after it. */
 export const middleware = <E, R>(
   app: HttpApp.Default<E, R>
-): HttpApp.Default<E, Exclude<R, MiniSession> | HttpServerRequest.HttpServerRequest> =>
+): HttpApp.Default<E, R | HttpServerRequest.HttpServerRequest> =>
   Effect.withFiberRuntime((fiber) => {
     const context = fiber.currentContext
     const request = Context.unsafeGet(context, HttpServerRequest.HttpServerRequest)
@@ -69,7 +80,8 @@ export const middleware = <E, R>(
     const live = entry !== undefined && entry.expiresAt > now
     const record: MiniRecord = live ? JSON.parse(entry.data) : { createdAt: now, deadline: now + LIFETIME, values: {} }
     if (!live) token = key = undefined
-    const values = new Map(Object.entries(record.values))
+    const values = new Map<string, unknown>()
+    for (const name in record.values) values.set(name, record.values[name])
     let modified = false
     const session: MiniSession = {
       get: (name) => values.get(name),
@@ -85,27 +97,25 @@ export const middleware = <E, R>(
         key = Token.hash(token)
       }
       const { createdAt, deadline } = record
-      store.set(key, {
-        data: JSON.stringify({ createdAt, deadline, values: Object.fromEntries(values) }),
-        expiresAt: deadline
-      })
+      const written: Record<string, unknown> = {}
+      for (const [name, value] of values) written[name] = value
+      store.set(key, { data: JSON.stringify({ createdAt, deadline, values: written }), expiresAt: deadline })
       const expires = new Date(Math.ceil(deadline / 1000) * 1000)
       const maxAge = Math.ceil((deadline - now) / 1000)
-      return HttpServerResponse.setHeaders(response, {
-        "set-cookie":
-          `session=${token}; Max-Age=${maxAge}; Path=/; Expires=${expires.toUTCString()}; HttpOnly; Secure; SameSite=Lax`,
-        "cache-control": "private, no-cache=\"Set-Cookie\"",
-        vary: "Cookie"
-      })
+      const cookie =
+        `session=${token}; Max-Age=${maxAge}; Path=/; Expires=${expires.toUTCString()}; HttpOnly; Secure; SameSite=Lax`
+      return HttpServerResponse.setHeader(
+        HttpServerResponse.setHeader(
+          HttpServerResponse.setHeader(response, "set-cookie", cookie),
+          "cache-control",
+          "private, no-cache=\"Set-Cookie\""
+        ),
+        "vary",
+        "Cookie"
+      )
     }
-    const restore = FiberRef.set(FiberRef.currentContext, context)
-    return Effect.zipRight(
-      FiberRef.set(FiberRef.currentContext, Context.add(context, MiniSession, session)),
-      Effect.matchCauseEffect(app as HttpApp.Default<E>, {
-        onSuccess: (response) => Effect.as(restore, commit(response)),
-        onFailure: (cause) => Effect.zipRight(restore, Effect.failCause(cause))
-      })
-    )
+    filed.set(request.source as object, session)
+    return Effect.map(app, commit)
   })
 
 let logins = 0
