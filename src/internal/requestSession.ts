@@ -12,6 +12,7 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
+import { globalValue } from "effect/GlobalValue"
 import type { Session } from "../Session.js"
 
 /** Why a tag's default value has no session to act on. */
@@ -21,12 +22,22 @@ export const missingMessage = "effect-session: no session middleware loaded a se
 const missing = Effect.dieMessage(missingMessage)
 
 /**
+ * The filings and the hook below, one set for the whole process. Effect keeps one default value
+ * per tag key for the whole process, whichever copy of this package made the tag, so two copies
+ * (two dependencies that each bring one) must file under the same registry: one copy's middleware
+ * files where the other copy's default value looks. The key changes with the registry's shape.
+ */
+const registry = globalValue(Symbol.for("effect-session/requestSession/1"), () => ({
+  filings: new Map<string, Filing>(),
+  byResolver: new WeakMap<Session, Filing>(),
+  requests: { sourceIn: (_context: Context.Context<never>): object | undefined => undefined }
+}))
+
+/**
  * What the request in `context` is filed under, set by the middleware's module (the manager and
  * the session know no HTTP, so this module imports none).
  */
-export const requests: { sourceIn: (context: Context.Context<never>) => object | undefined } = {
-  sourceIn: () => undefined
-}
+export const requests: { sourceIn: (context: Context.Context<never>) => object | undefined } = registry.requests
 
 /** The sessions loaded for one tag, by their request, and the tag's default value that finds them. */
 export interface Filing {
@@ -106,9 +117,9 @@ const makeFiling = (): Filing => {
 }
 
 // By tag key: Effect keeps one default value per key (`Context.Reference`), so a key has one filing.
-const filings = new Map<string, Filing>()
+const filings = registry.filings
 // By resolver, for `resolveNow`.
-const byResolver = new WeakMap<Session, Filing>()
+const byResolver = registry.byResolver
 
 /** The filing of the tag with `key`, made the first time. */
 export const filingFor = (key: string): Filing => {
