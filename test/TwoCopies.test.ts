@@ -19,7 +19,7 @@ import { call, jar, serve } from "./http.js"
 
 const manager = SessionManager.layer().pipe(Layer.provide(MemoryStore.layer()))
 
-/** `/put` and `/get` on `tag`, counting the puts in the session. */
+/** A handler on `tag` that counts its requests in the session. */
 const handlerOn = (tag: typeof SrcSession.Session | typeof DistSession.Session) =>
   Effect.gen(function*() {
     const session = yield* tag
